@@ -1,0 +1,30 @@
+"""Navigation per role: each entry is shown only to roles that may open it."""
+from django.urls import NoReverseMatch, reverse
+
+from config import roles
+
+NAVIGATION = [
+    ("Orders", "allocation:order_list", roles.READERS),
+    ("Inventory", "allocation:inventory_list", roles.READERS),
+    ("Supply", "allocation:supply_list", roles.READERS),
+    ("Runs", "allocation:run_list", roles.READERS),
+    ("Exceptions", "exceptions:queue_list", {roles.PLANNER, roles.CUSTOMER_SERVICE, roles.APPROVER}),
+    ("Approvals", "exceptions:approval_inbox", {roles.APPROVER}),
+    ("Policies", "policies:policy_list", roles.READERS),
+    ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
+]
+
+
+def navigation(request):
+    user = getattr(request, "user", None)
+    held = roles.roles_of(user) if user is not None else frozenset()
+    items = []
+    for label, url_name, allowed in NAVIGATION:
+        if not held & frozenset(allowed):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue  # the screen is not installed yet
+        items.append({"label": label, "url": url, "active": request.path.startswith(url)})
+    return {"nav_items": items, "user_roles": sorted(held)}

@@ -1,0 +1,61 @@
+from django.db import models
+
+
+class ExceptionType(models.TextChoices):
+    # Raised by allocation runs (allocation.md)
+    PRIORITY_SHORTAGE = "priority_shortage"
+    PROMISE_AT_RISK = "promise_at_risk"
+    CREDIT_HOLD = "credit_hold"
+    SHIP_COMPLETE_BLOCKED = "ship_complete_blocked"
+    SUBSTITUTION_PROPOSED = "substitution_proposed"
+    MARGIN_BELOW_FLOOR = "margin_below_floor"
+    ALLOCATION_REVERSED = "allocation_reversed"
+    SPLIT_LIMIT = "split_limit"
+    APPROVAL_REQUIRED = "approval_required"
+    # Raised by ingestion and data quality
+    EVENT_PARKED = "event_parked"
+    EVENT_FAILED = "event_failed"
+    UNKNOWN_CODE = "unknown_code"
+    NEGATIVE_STOCK = "negative_stock"
+    # Raised by integrations
+    STALE_FEED = "stale_feed"
+    OUTBOX_DEAD_LETTER = "outbox_dead_letter"
+
+
+RUN_EXCEPTION_TYPES = frozenset(
+    {
+        ExceptionType.PRIORITY_SHORTAGE,
+        ExceptionType.PROMISE_AT_RISK,
+        ExceptionType.CREDIT_HOLD,
+        ExceptionType.SHIP_COMPLETE_BLOCKED,
+        ExceptionType.SUBSTITUTION_PROPOSED,
+        ExceptionType.MARGIN_BELOW_FLOOR,
+        ExceptionType.ALLOCATION_REVERSED,
+        ExceptionType.SPLIT_LIMIT,
+        ExceptionType.APPROVAL_REQUIRED,
+    }
+)
+
+
+class ExceptionStatus(models.TextChoices):
+    OPEN = "open"
+    CLAIMED = "claimed"
+    AWAITING_APPROVAL = "awaiting_approval"
+    RESOLVED = "resolved"
+    DISMISSED = "dismissed"
+
+
+ACTIVE_STATUSES = (ExceptionStatus.OPEN, ExceptionStatus.CLAIMED, ExceptionStatus.AWAITING_APPROVAL)
+
+
+class Severity(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class ApprovalStatus(models.TextChoices):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"

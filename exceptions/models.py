@@ -1,0 +1,101 @@
+from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from simple_history.models import HistoricalRecords
+
+from exceptions.choices import ACTIVE_STATUSES, ApprovalStatus, ExceptionStatus, ExceptionType, Severity
+
+
+class DecisionException(models.Model):
+    """A decision a person must make, raised by a run, by ingestion or by an integration.
+
+    ``key`` identifies the condition (type + subject), so a later run that raises the same
+    condition updates the active exception instead of duplicating it; at most one active
+    exception exists per key. ``version`` increases on every change so that a stale action
+    can be refused (optimistic concurrency).
+    """
+
+    type = models.CharField(max_length=32, choices=ExceptionType.choices, db_index=True)
+    key = models.CharField(max_length=300)
+    status = models.CharField(max_length=20, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
+    severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    # Subject: the most specific of these that apply.
+    line = models.ForeignKey("allocation.OrderLine", null=True, blank=True, on_delete=models.CASCADE, related_name="exceptions")
+    order = models.ForeignKey("allocation.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="exceptions")
+    item = models.ForeignKey("allocation.Item", null=True, blank=True, on_delete=models.CASCADE, related_name="exceptions")
+    location = models.ForeignKey("allocation.Location", null=True, blank=True, on_delete=models.CASCADE, related_name="exceptions")
+    source = models.CharField(max_length=64, blank=True, default="")
+    # What is at stake (filled by the jeopardy service).
+    jeopardy_score = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    jeopardy_band = models.CharField(max_length=8, choices=Severity.choices, default=Severity.LOW)
+    jeopardy_reason = models.CharField(max_length=300, blank=True, default="")
+    value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    assignee = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run_id = models.BigIntegerField(null=True, blank=True)
+    raised_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_reason = models.CharField(max_length=300, blank=True, default="")
+    version = models.PositiveIntegerField(default=1)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-jeopardy_score", "raised_at"]
+        indexes = [
+            models.Index(fields=["status", "type"], name="exception_status_type"),
+            models.Index(fields=["status", "-jeopardy_score"], name="exception_status_jeopardy"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["key"],
+                condition=models.Q(status__in=[str(s) for s in ACTIVE_STATUSES]),
+                name="exception_one_active_per_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+
+class ApprovalRequest(models.Model):
+    """A request for a second person's approval of an action (four-eyes).
+
+    Generic: the subject is any record (a policy version, an exception), ``kind`` names the
+    action and ``payload`` carries what to execute once approved. The requester can never
+    decide their own request.
+    """
+
+    kind = models.CharField(max_length=64, db_index=True)
+    subject_type = models.ForeignKey(ContentType, on_delete=models.CASCADE)
+    subject_id = models.PositiveBigIntegerField()
+    subject = GenericForeignKey("subject_type", "subject_id")
+    status = models.CharField(max_length=16, choices=ApprovalStatus.choices, default=ApprovalStatus.PENDING)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="approval_requests")
+    request_note = models.TextField(blank=True, default="")
+    payload = models.JSONField(default=dict, blank=True)
+    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="approval_decisions")
+    decision_reason = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subject_type", "subject_id"], name="approval_subject")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subject_type", "subject_id", "kind"],
+                condition=models.Q(status="pending"),
+                name="approval_one_pending_per_subject",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} #{self.pk} ({self.status})"
