@@ -21,3 +21,23 @@ __all__ = [
     "Supply",
     "SupplyReceipt",
 ]
+
+from .runs import (  # noqa: E402
+    AllocationRun,
+    LineDecisionCurrent,
+    LineDecisionLog,
+    RunScope,
+    RunStatus,
+    RunTrigger,
+    SimulationResult,
+)
+
+__all__ += [
+    "AllocationRun",
+    "LineDecisionCurrent",
+    "LineDecisionLog",
+    "RunScope",
+    "RunStatus",
+    "RunTrigger",
+    "SimulationResult",
+]
