@@ -411,3 +411,84 @@ def _orders(
             data["promised_date"] = (requested + dt.timedelta(days=rng.randint(0, 3))).isoformat()
         orders.append((created_at, data))
     return orders, demand
+
+
+def demo_policy_documents(*, protected_sku: str, protected_location: str = "DC-EAST-1") -> tuple[dict, dict]:
+    """The demo's active policy document and a draft variant of it, ready to simulate.
+
+    The active one serves healthcare first (``win``, class 1), lets web orders only keep
+    what they have (``fill``), protects some stock of one SKU for healthcare and caps web
+    orders of valves per week. The draft also lets tier-1 customers keep their stock
+    (``gain``) and trusts inbound supply from 0.6 confidence, so a simulation shows changes.
+    """
+    active = {
+        "name": "demo",
+        "effective_from": "2026-01-01T00:00:00Z",
+        "rules": [
+            {"scope": {}, "settings": {"strategy": "redistribute", "priority_class": 5}},
+            {"scope": {"customer_segment": "healthcare"}, "settings": {"strategy": "win", "priority_class": 1}},
+            {"scope": {"channel": "ecommerce"}, "settings": {"strategy": "fill"}},
+        ],
+        "protections": [
+            {"sku": protected_sku, "location": protected_location, "quantity": 40,
+             "for": {"customer_segment": "healthcare"}},
+        ],
+        "quotas": [
+            {"item_class": "valves", "for": {"channel": "ecommerce"}, "period": "week", "quantity": 500},
+        ],
+    }
+    draft = {
+        **active,
+        "rules": [
+            *active["rules"],
+            {"scope": {"customer_tier": 1}, "settings": {"strategy": "gain", "priority_class": 2}},
+            {"scope": {}, "settings": {"inbound_min_confidence": 0.6}},
+        ],
+    }
+    return active, draft
+
+
+DEMO_PASSWORD = "allot-demo"
+# (username, role or None for the superuser)
+DEMO_USERS = (
+    ("planner", "planner"),
+    ("customer_service", "customer_service"),
+    ("policy_admin", "policy_admin"),
+    ("approver", "approver"),
+    ("approver2", "approver"),
+    ("finance", "finance"),
+    ("integration", "integration"),
+    ("admin", None),
+)
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+    role: str
+    created: bool
+
+
+def ensure_demo_users() -> tuple[list[DemoUser], str]:
+    """Create (or reset) one known user per role plus an ``admin`` superuser; idempotent.
+
+    Every demo user gets the password ``allot-demo`` and exactly its demo role. Returns the
+    users and the API token key of the ``integration`` user (created on first call, then kept).
+    """
+    from django.contrib.auth.models import Group, User
+    from django.db import transaction
+    from rest_framework.authtoken.models import Token
+
+    rows = []
+    with transaction.atomic():
+        for username, role in DEMO_USERS:
+            user, created = User.objects.get_or_create(username=username)
+            user.is_staff = user.is_superuser = role is None
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            if role is not None:
+                user.groups.set([Group.objects.get_or_create(name=role)[0]])
+            rows.append(DemoUser(username, DEMO_PASSWORD, role or "superuser", created))
+        token, _ = Token.objects.get_or_create(user=User.objects.get(username="integration"))
+    return rows, token.key

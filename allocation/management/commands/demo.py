@@ -1,0 +1,110 @@
+"""``manage.py demo``: load the demo distributor through the same ingestion path as real feeds.
+
+With ``--out FILE.jsonl`` it only writes the events. Otherwise it ingests them in batches,
+processes them, then (where those parts are installed) imports the demo policy with a draft
+variant to simulate, and runs a full allocation.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from allocation.dates import business_today
+from allocation.demo import demo_policy_documents, generate_events
+from allocation.models import Item, Order
+
+BATCH_SIZE = 5000
+
+
+def _batches(events: Iterable[dict], size: int) -> Iterator[list[dict]]:
+    iterator = iter(events)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    """The function ``module.name`` when that part of the product is installed, else None."""
+    if importlib.util.find_spec(module) is None:
+        return None
+    return getattr(importlib.import_module(module), name, None)
+
+
+class Command(BaseCommand):
+    help = "Generate the demo data set; ingest it (default) or write it as JSON Lines (--out)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--seed", type=int, default=7, help="Random seed (same seed, same data).")
+        parser.add_argument("--lines", type=int, default=20000, help="Open order lines to generate.")
+        parser.add_argument("--out", help="Write the events to this JSON Lines file and stop.")
+        parser.add_argument("--if-empty", action="store_true", help="Do nothing when orders already exist.")
+
+    def handle(self, *args, seed: int, lines: int, out: str | None, if_empty: bool, **options) -> None:
+        if lines < 1:
+            raise CommandError("--lines must be at least 1")
+        business_date = business_today()
+        events = generate_events(seed=seed, lines=lines, business_date=business_date)
+        if out:
+            started = time.monotonic()
+            with open(out, "w", encoding="utf-8") as handle:
+                count = 0
+                for event in events:
+                    handle.write(json.dumps(event, separators=(",", ":")) + "\n")
+                    count += 1
+            self.stdout.write(f"Wrote {count} events to {out} in {time.monotonic() - started:.1f}s.")
+            return
+        if if_empty and Order.objects.exists():
+            self.stdout.write("Orders already exist: demo data not loaded (--if-empty).")
+            return
+        ingest = _optional("integrations.services", "ingest")
+        process_pending = _optional("integrations.services", "process_pending")
+        if ingest is None or process_pending is None:
+            raise CommandError("Ingestion (integrations.services) is not installed; use --out FILE.jsonl.")
+
+        self.stdout.write(f"Demo data: seed {seed}, {lines} order lines, business date {business_date}.")
+        started = time.monotonic()
+        total = 0
+        for batch in _batches(events, BATCH_SIZE):
+            ingest(batch, actor=None, via="file")
+            process_pending()
+            total += len(batch)
+            self.stdout.write(f"  ingested {total} events ({time.monotonic() - started:.1f}s)")
+        self.stdout.write(
+            f"Ingested {total} events in {time.monotonic() - started:.1f}s: "
+            f"{Item.objects.count()} items, {Order.objects.count()} orders."
+        )
+        self._import_policy()
+        self._run_allocation()
+
+    def _import_policy(self) -> None:
+        import_document = _optional("policies.services", "import_document")
+        if import_document is None:
+            self.stdout.write("Policies not installed: no demo policy imported.")
+            return
+        protected = Item.objects.filter(item_class="valves").order_by("sku").values_list("sku", flat=True).first()
+        if protected is None:
+            self.stdout.write("No valves in the data: no demo policy imported.")
+            return
+        active, draft = demo_policy_documents(protected_sku=protected)
+        started = time.monotonic()
+        import_document(active, actor=None, activate=True)
+        import_document(draft, actor=None)
+        self.stdout.write(
+            f"Imported the demo policy (active, {len(active['rules'])} rules) and a draft variant "
+            f"({len(draft['rules'])} rules) to simulate in {time.monotonic() - started:.1f}s."
+        )
+
+    def _run_allocation(self) -> None:
+        run_full = _optional("allocation.services", "run_full")
+        if run_full is None:
+            self.stdout.write("Allocation runs not installed: no run started.")
+            return
+        started = time.monotonic()
+        run = run_full(trigger="demo", actor=None)
+        self.stdout.write(f"Full allocation run finished in {time.monotonic() - started:.1f}s: {run}.")
