@@ -1,0 +1,50 @@
+from django.db import models
+
+
+class SourceKind(models.TextChoices):
+    ERP = "erp"
+    WMS = "wms"
+    TMS = "tms"
+    ECOMMERCE = "ecommerce"
+    EDI = "edi"
+    OTHER = "other"
+
+
+class EventType(models.TextChoices):
+    LOCATION_UPSERTED = "location.upserted"
+    ITEM_UPSERTED = "item.upserted"
+    CUSTOMER_UPSERTED = "customer.upserted"
+    LANE_UPSERTED = "lane.upserted"
+    INVENTORY_SNAPSHOT = "inventory.snapshot"
+    INVENTORY_ADJUSTED = "inventory.adjusted"
+    SUPPLY_UPSERTED = "supply.upserted"
+    SUPPLY_RECEIVED = "supply.received"
+    ORDER_UPSERTED = "order.upserted"
+    ORDER_CANCELLED = "order.cancelled"
+    CREDIT_HOLD_CHANGED = "credit.hold_changed"
+    SHIPMENT_CONFIRMED = "shipment.confirmed"
+
+
+class EventStatus(models.TextChoices):
+    PENDING = "pending"
+    APPLIED = "applied"
+    STALE = "stale"
+    PARKED = "parked"
+    FAILED = "failed"
+
+
+RETRYABLE_STATUSES = (EventStatus.FAILED, EventStatus.PARKED)
+
+
+class IngestStatus(models.TextChoices):
+    """The per-event answer to a delivery (not stored on the event)."""
+
+    ACCEPTED = "accepted"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+
+
+class BatchVia(models.TextChoices):
+    API = "api"
+    WEBHOOK = "webhook"
+    FILE = "file"

@@ -1,0 +1,131 @@
+"""Sources, delivered batches and stored canonical events (events-v1.md).
+
+An ``Event`` is stored once per (source, envelope id): that pair is the idempotency key.
+Processing moves it from ``pending`` to ``applied``, ``stale``, ``parked`` (references
+unknown; retried when they arrive) or ``failed``. Rejected envelopes are never stored as
+events, so a corrected resend with the same id is still accepted; the batch keeps them.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from simple_history.models import HistoricalRecords
+
+from integrations.choices import BatchVia, EventStatus, EventType, SourceKind
+
+STALE_FEED_MINUTES = 60
+
+
+class Source(models.Model):
+    """A system that sends events (ERP, WMS...): its code, webhook secret and feed freshness."""
+
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=16, choices=SourceKind.choices, default=SourceKind.OTHER)
+    secret = models.CharField(max_length=128, help_text="Shared secret for webhook HMAC signatures.")
+    last_event_at = models.DateTimeField(null=True, blank=True, help_text="When an event from this source was last accepted.")
+    created_at = models.DateTimeField(default=timezone.now)
+    history = HistoricalRecords(excluded_fields=["last_event_at"])
+
+    class Meta:
+        ordering = ["code"]
+
+    def __str__(self) -> str:
+        return self.code
+
+    def is_stale(self, now: dt.datetime | None = None, minutes: int = STALE_FEED_MINUTES) -> bool:
+        """True when nothing arrived from this source in the last ``minutes`` (or ever)."""
+        if self.last_event_at is None:
+            return True
+        return (now or timezone.now()) - self.last_event_at > dt.timedelta(minutes=minutes)
+
+
+class EventBatch(models.Model):
+    """One delivery (API call, webhook call or file chunk) with its counts and rejections."""
+
+    received_at = models.DateTimeField(default=timezone.now)
+    via = models.CharField(max_length=16, choices=BatchVia.choices)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source_hint = models.CharField(max_length=64, blank=True, default="")
+    total = models.PositiveIntegerField(default=0)
+    accepted = models.PositiveIntegerField(default=0)
+    duplicates = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    rejections = models.JSONField(default=list, blank=True, help_text="[{index, id, errors}] of rejected envelopes.")
+
+    class Meta:
+        ordering = ["-received_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"batch {self.pk} ({self.via})"
+
+
+class Event(models.Model):
+    """A stored canonical event and its processing status.
+
+    ``entity_key`` (``order:SO-1``, ``position:DC-EAST:VALVE-10``) names what the event is
+    about so events apply in order per entity; ``parked_references`` lists the unknown codes
+    an event waits for; ``errors`` is a list of ``{field, message}``.
+    """
+
+    source = models.ForeignKey(Source, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(max_length=200)
+    type = models.CharField(max_length=32, choices=EventType.choices)
+    occurred_at = models.DateTimeField()
+    data = models.JSONField()
+    body_hash = models.CharField(max_length=64)
+    status = models.CharField(max_length=16, choices=EventStatus.choices, default=EventStatus.PENDING)
+    errors = models.JSONField(default=list, blank=True)
+    entity_key = models.CharField(max_length=200)
+    parked_references = models.JSONField(default=list, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    received_at = models.DateTimeField(default=timezone.now)
+    applied_at = models.DateTimeField(null=True, blank=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+    batch = models.ForeignKey(EventBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
+    retried_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    retried_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["source", "event_id"], name="event_source_id_unique")]
+        indexes = [
+            models.Index(fields=["status", "occurred_at", "id"], name="event_pending_work"),
+            models.Index(fields=["source", "status", "id"], name="event_source_status"),
+            models.Index(fields=["type", "id"], name="event_type"),
+            models.Index(fields=["entity_key"], name="event_entity"),
+            models.Index(fields=["event_id"], name="event_envelope_id"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.source_id}:{self.event_id}"
+
+    @property
+    def error_text(self) -> str:
+        return "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in self.errors or [])
+
+
+class ParkedReference(models.Model):
+    """A code a parked event waits for (``customer:HOSP-9``); applying that code re-queues it."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="waiting_for")
+    key = models.CharField(max_length=200, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["event", "key"], name="parked_reference_unique")]
+
+
+class DuplicateDelivery(models.Model):
+    """A redelivery of a stored event whose body differed: acknowledged, not applied, recorded."""
+
+    event = models.ForeignKey(Event, on_delete=models.CASCADE, related_name="duplicate_deliveries")
+    batch = models.ForeignKey(EventBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    body_hash = models.CharField(max_length=64)
+    body = models.JSONField()
+    received_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-received_at", "-id"]

@@ -1,0 +1,480 @@
+"""The write path of ingestion: accept events, apply them, retry them (events-v1.md).
+
+``ingest`` validates envelopes and stores accepted events durably in bulk (the idempotency
+key is (source, id)); ``process_pending`` applies pending events in chunks, set-based, in
+``occurred_at`` order; ``retry_event`` puts a failed or parked event back in the queue.
+API views, webhooks, the ``ingest`` command and Celery tasks all call these functions.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from exceptions.choices import ACTIVE_STATUSES, ExceptionStatus, ExceptionType, Severity
+from exceptions.models import DecisionException
+from integrations.applying import ChunkApplier, Outcome
+from integrations.choices import BatchVia, EventStatus, IngestStatus, RETRYABLE_STATUSES, SourceKind
+from integrations.errors import BatchRejected, EventNotRetryable
+from integrations.models import DuplicateDelivery, Event, EventBatch, ParkedReference, Source
+from integrations.validation import validate_envelope
+
+CHUNK_SIZE = 5000
+INSERT_BATCH = 2000
+# Serialises appliers on PostgreSQL: two chunks must not read-modify-write the same rows.
+PROCESS_LOCK_ID = 740_215_001
+
+
+@dataclass
+class IngestResult:
+    """One result per delivered event, in order, plus the batch they were stored under."""
+
+    batch_id: int | None
+    results: list[dict[str, Any]]
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r["status"] == status)
+
+    @property
+    def accepted(self) -> int:
+        return self.count(IngestStatus.ACCEPTED)
+
+    @property
+    def duplicates(self) -> int:
+        return self.count(IngestStatus.DUPLICATE)
+
+    @property
+    def rejected(self) -> int:
+        return self.count(IngestStatus.REJECTED)
+
+
+@dataclass
+class ProcessSummary:
+    """What one ``process_pending`` call did, counted by final event status."""
+
+    applied: int = 0
+    stale: int = 0
+    parked: int = 0
+    failed: int = 0
+    requeued: int = 0
+    skus: set[str] = field(default_factory=set)
+
+    def add(self, status: str) -> None:
+        setattr(self, status, getattr(self, status) + 1)
+
+    @property
+    def processed(self) -> int:
+        return self.applied + self.stale + self.parked + self.failed
+
+
+def body_hash(raw: Any) -> str:
+    """SHA-256 of the canonical JSON of an envelope: equal bodies give equal hashes."""
+    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _guess_kind(code: str) -> str:
+    lowered = code.lower()
+    for kind in SourceKind.values:
+        if lowered.startswith(kind):
+            return kind
+    return SourceKind.OTHER
+
+
+def register_source(*, code: str, actor: Any = None, name: str = "", kind: str | None = None) -> Source:
+    """Register an event source with a fresh webhook secret (or return the existing one)."""
+    with transaction.atomic():
+        source = Source.objects.filter(code=code).first()
+        if source is not None:
+            return source
+        source = Source(code=code, name=name or code, kind=kind or _guess_kind(code), secret=secrets.token_hex(32))
+        source._change_reason = "registered"  # type: ignore[attr-defined]
+        source._history_user = actor  # type: ignore[attr-defined]
+        source.save()
+        return source
+
+
+def _resolve_sources(codes: set[str], actor: Any) -> dict[str, Source]:
+    sources = {s.code: s for s in Source.objects.filter(code__in=codes)}
+    if settings.ALLOT_AUTO_REGISTER_SOURCES:
+        for code in sorted(codes - set(sources)):
+            sources[code] = register_source(code=code, actor=actor)
+    return sources
+
+
+def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hint: str | None = None) -> IngestResult:
+    """Validate and durably store a batch of canonical events; schedule their processing.
+
+    Returns one ``{"id", "status", "errors"}`` per event, in order: ``accepted`` (stored,
+    pending), ``duplicate`` (same source and id already stored; a differing body is recorded
+    as a ``DuplicateDelivery``) or ``rejected`` (invalid: never stored as an event, never
+    applied, kept on the batch). ``source_hint`` fills a missing ``source``; for webhooks it
+    is binding and an event naming another source is rejected. Raises ``BatchRejected`` when
+    the batch itself is unacceptable (not a list, too many events); nothing is stored then.
+    """
+    if not isinstance(events, list):
+        raise BatchRejected("events must be a list")
+    if len(events) > settings.ALLOT_MAX_BATCH_EVENTS:
+        raise BatchRejected(f"a batch holds at most {settings.ALLOT_MAX_BATCH_EVENTS} events, got {len(events)}")
+    if via not in BatchVia.values:
+        raise ValueError(f"via must be one of {BatchVia.values}")
+    now = timezone.now()
+    checks = [validate_envelope(raw, default_source=source_hint) for raw in events]
+    if via == BatchVia.WEBHOOK and source_hint is not None:
+        for check in checks:
+            if check.source is not None and check.source != source_hint:
+                check.errors.append({"field": "source", "message": f"must be {source_hint}, the source of this webhook"})
+    results: list[dict[str, Any]] = [
+        {"id": raw.get("id") if isinstance(raw, dict) else None, "status": IngestStatus.ACCEPTED.value, "errors": check.errors}
+        for raw, check in zip(events, checks)
+    ]
+    with transaction.atomic():
+        sources = _resolve_sources({c.source for c in checks if c.source is not None and not c.errors}, actor)
+        batch = EventBatch.objects.create(received_at=now, via=via, actor=actor, source_hint=source_hint or "", total=len(events))
+        candidates: list[int] = []
+        for index, check in enumerate(checks):
+            if not check.errors and check.source not in sources:
+                check.errors.append({"field": "source", "message": "is not a registered source"})
+            if check.errors:
+                results[index]["status"] = IngestStatus.REJECTED.value
+            else:
+                candidates.append(index)
+        hashes = {index: body_hash(events[index]) for index in candidates}
+        # Existing events for the candidates' (source, id) pairs: one query per source.
+        wanted: dict[int, set[str]] = {}
+        for index in candidates:
+            wanted.setdefault(sources[checks[index].source].pk, set()).add(checks[index].event_id)
+        existing: dict[tuple[int, str], tuple[int, str]] = {}
+        for source_id, ids in wanted.items():
+            for pk, event_id, digest in Event.objects.filter(source_id=source_id, event_id__in=ids).values_list("pk", "event_id", "body_hash"):
+                existing[(source_id, event_id)] = (pk, digest)
+        first_in_batch: dict[tuple[int, str], int] = {}
+        to_store: list[Event] = []
+        stored_index: dict[tuple[int, str], int] = {}
+        duplicates: list[tuple[int, tuple[int, str]]] = []
+        for index in candidates:
+            check = checks[index]
+            key = (sources[check.source].pk, check.event_id)
+            if key in existing or key in first_in_batch:
+                duplicates.append((index, key))
+                continue
+            first_in_batch[key] = index
+            raw = events[index]
+            to_store.append(
+                Event(
+                    source_id=key[0],
+                    event_id=check.event_id,
+                    type=raw["type"],
+                    occurred_at=check.occurred_at,
+                    data=raw["data"],
+                    body_hash=hashes[index],
+                    entity_key=check.entity_key,
+                    received_at=now,
+                    batch=batch,
+                )
+            )
+            stored_index[key] = index
+        Event.objects.bulk_create(to_store, batch_size=INSERT_BATCH, ignore_conflicts=True)
+        stored = dict(
+            ((source_id, event_id), pk)
+            for pk, source_id, event_id in Event.objects.filter(batch=batch).values_list("pk", "source_id", "event_id")
+        )
+        # A concurrent delivery may have stored the same (source, id) between our read and insert.
+        raced = [key for key in stored_index if key not in stored]
+        for key in raced:
+            duplicates.append((stored_index[key], key))
+        if raced:
+            for pk, source_id, event_id, digest in Event.objects.filter(
+                source_id__in={k[0] for k in raced}, event_id__in={k[1] for k in raced}
+            ).values_list("pk", "source_id", "event_id", "body_hash"):
+                existing[(source_id, event_id)] = (pk, digest)
+        differing: list[DuplicateDelivery] = []
+        for index, key in duplicates:
+            results[index]["status"] = IngestStatus.DUPLICATE.value
+            if key in existing:
+                event_pk, digest = existing[key]
+            else:
+                event_pk, digest = stored[key], hashes[first_in_batch[key]]
+            if hashes[index] != digest:
+                differing.append(DuplicateDelivery(event_id=event_pk, batch=batch, body_hash=hashes[index], body=events[index], received_at=now))
+        if differing:
+            DuplicateDelivery.objects.bulk_create(differing, batch_size=INSERT_BATCH)
+        counts = Counter(r["status"] for r in results)
+        batch.accepted = counts[IngestStatus.ACCEPTED]
+        batch.duplicates = counts[IngestStatus.DUPLICATE]
+        batch.rejected = counts[IngestStatus.REJECTED]
+        batch.rejections = [
+            {"index": i, "id": r["id"] if isinstance(r["id"], (str, int)) else None, "errors": r["errors"]}
+            for i, r in enumerate(results)
+            if r["status"] == IngestStatus.REJECTED
+        ]
+        batch.save(update_fields=["accepted", "duplicates", "rejected", "rejections"])
+        fresh_sources = {key[0] for key in stored}
+        if fresh_sources:
+            Source.objects.filter(pk__in=fresh_sources).update(last_event_at=now)
+        if stored:
+            transaction.on_commit(_schedule_processing)
+    return IngestResult(batch_id=batch.pk, results=results)
+
+
+def _schedule_processing() -> None:
+    from integrations.tasks import process_events_task
+
+    process_events_task.delay()
+
+
+def process_pending(*, limit: int | None = None) -> ProcessSummary:
+    """Apply pending events, oldest ``occurred_at`` first, in set-based chunks.
+
+    Each chunk is one transaction: records are read once, events applied in memory, rows
+    written in bulk with history. A stale event is recorded, not applied; an event with
+    unknown references is parked and re-queued when an event creating them applies; an
+    event that cannot apply fails alone. Events still parked at the end, and failed ones,
+    raise data-quality exceptions; those resolve when the event applies. After each commit
+    ``allocation.tasks.schedule_incremental_runs`` receives the SKUs that changed.
+    """
+    summary = ProcessSummary()
+    parked_now: set[int] = set()
+    while limit is None or summary.processed < limit:
+        size = CHUNK_SIZE if limit is None else min(CHUNK_SIZE, limit - summary.processed)
+        done = _process_next_chunk(size, summary, parked_now)
+        if done == 0:
+            break
+    if parked_now:
+        _raise_parked_exceptions(parked_now)
+    return summary
+
+
+def _process_next_chunk(size: int, summary: ProcessSummary, parked_now: set[int]) -> int:
+    with transaction.atomic():
+        _take_process_lock()
+        events = list(
+            Event.objects.filter(status=EventStatus.PENDING)
+            .order_by("occurred_at", "id")
+            .only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id", "parked_references", "errors")[:size]
+        )
+        if not events:
+            return 0
+    _apply_events(events, summary, parked_now)
+    return len(events)
+
+
+def _take_process_lock() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PROCESS_LOCK_ID])
+
+
+def _apply_events(events: list[Event], summary: ProcessSummary, parked_now: set[int]) -> None:
+    """Apply ``events`` in one transaction; if the database refuses it, split to isolate the culprit."""
+    try:
+        with transaction.atomic():
+            _take_process_lock()
+            # Another applier may have taken some of these while we waited for the lock.
+            still_pending = set(Event.objects.filter(pk__in=[e.pk for e in events], status=EventStatus.PENDING).values_list("pk", flat=True))
+            events = [e for e in events if e.pk in still_pending]
+            if not events:
+                return
+            outcomes, skus = _apply_chunk(events)
+    except DatabaseError as error:
+        if len(events) > 1:
+            middle = len(events) // 2
+            _apply_events(events[:middle], summary, parked_now)
+            _apply_events(events[middle:], summary, parked_now)
+            return
+        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        with transaction.atomic():
+            outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be stored: {message}"}])}
+            _record_outcomes(events, outcomes)
+        skus = set()
+    for event in events:
+        status = outcomes[event.pk].status
+        summary.add(status)
+        if status == EventStatus.PARKED:
+            parked_now.add(event.pk)
+        else:
+            parked_now.discard(event.pk)
+    summary.skus |= skus
+
+
+def _apply_chunk(events: list[Event]) -> tuple[dict[int, Outcome], set[str]]:
+    source_codes = dict(Source.objects.values_list("pk", "code"))
+    batch_ids = {e.batch_id for e in events if e.batch_id}
+    actors: dict[int, Any] = {}
+    if batch_ids:
+        for batch in EventBatch.objects.filter(pk__in=batch_ids, actor__isnull=False).select_related("actor"):
+            actors[batch.pk] = batch.actor
+    applier = ChunkApplier(events, source_codes=source_codes, actors=actors)
+    applier.load()
+    applier.apply_all()
+    applier.write()
+    _record_outcomes(events, applier.outcomes, source_codes=source_codes)
+    # Re-queued events are picked up by the caller's next chunk.
+    _requeue_waiting(applier.created_keys)
+    skus = set(applier.skus)
+    if skus:
+        transaction.on_commit(lambda: _schedule_runs(skus))
+    return applier.outcomes, skus
+
+
+def _schedule_runs(skus: set[str]) -> None:
+    from allocation.tasks import schedule_incremental_runs
+
+    schedule_incremental_runs(sorted(skus))
+
+
+def _record_outcomes(events: list[Event], outcomes: dict[int, Outcome], *, source_codes: dict[int, str] | None = None) -> None:
+    """Write event statuses (one UPDATE per status), parked references and exceptions."""
+    now = timezone.now()
+    by_status: dict[str, list[int]] = {}
+    for event in events:
+        by_status.setdefault(outcomes[event.pk].status, []).append(event.pk)
+    applied = by_status.get(EventStatus.APPLIED, [])
+    stale = by_status.get(EventStatus.STALE, [])
+    for pks in _chunks(applied):
+        Event.objects.filter(pk__in=pks).update(
+            status=EventStatus.APPLIED, errors=[], parked_references=[], applied_at=now, processed_at=now, attempts=F("attempts") + 1
+        )
+    for pks in _chunks(stale):
+        Event.objects.filter(pk__in=pks).update(
+            status=EventStatus.STALE, errors=[], parked_references=[], processed_at=now, attempts=F("attempts") + 1
+        )
+    unsettled = [e for e in events if outcomes[e.pk].status in (EventStatus.PARKED, EventStatus.FAILED)]
+    for event in unsettled:
+        outcome = outcomes[event.pk]
+        event.status = outcome.status
+        event.errors = outcome.errors or [
+            {"field": "data", "message": "unknown reference " + ref} for ref in outcome.references
+        ]
+        event.parked_references = outcome.references
+        event.processed_at = now
+        event.attempts = (event.attempts or 0) + 1
+    if unsettled:
+        Event.objects.bulk_update(unsettled, ["status", "errors", "parked_references", "processed_at", "attempts"], batch_size=500)
+    unsettled_pks = {u.pk for u in unsettled}
+    previously_tried = [e for e in events if e.attempts and e.pk not in unsettled_pks] + [e for e in unsettled if e.attempts > 1]
+    ParkedReference.objects.filter(event_id__in=[e.pk for e in previously_tried]).delete()
+    parked = [e for e in unsettled if e.status == EventStatus.PARKED]
+    if parked:
+        ParkedReference.objects.bulk_create(
+            [ParkedReference(event_id=e.pk, key=ref) for e in parked for ref in e.parked_references], batch_size=2000, ignore_conflicts=True
+        )
+    codes = source_codes or dict(Source.objects.values_list("pk", "code"))
+    resolve: dict[str, str] = {}
+    for event in previously_tried:
+        status = outcomes[event.pk].status
+        if status != EventStatus.PARKED:
+            resolve[_exception_key(ExceptionType.EVENT_PARKED, codes[event.source_id], event.event_id)] = f"event {status}"
+        if status != EventStatus.FAILED:
+            resolve[_exception_key(ExceptionType.EVENT_FAILED, codes[event.source_id], event.event_id)] = f"event {status}"
+    if resolve:
+        _resolve_exceptions(resolve)
+    failed = [e for e in unsettled if e.status == EventStatus.FAILED]
+    if failed:
+        _raise_exceptions(ExceptionType.EVENT_FAILED, failed, codes)
+
+
+def _chunks(values: list[int], size: int = 2000):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _requeue_waiting(created_keys: set[str]) -> int:
+    """Put parked events waiting for any of ``created_keys`` back to pending."""
+    if not created_keys or not ParkedReference.objects.exists():
+        return 0
+    event_ids: set[int] = set()
+    keys = sorted(created_keys)
+    for start in range(0, len(keys), 2000):
+        event_ids.update(ParkedReference.objects.filter(key__in=keys[start : start + 2000]).values_list("event_id", flat=True))
+    if not event_ids:
+        return 0
+    return Event.objects.filter(pk__in=event_ids, status=EventStatus.PARKED).update(status=EventStatus.PENDING)
+
+
+def _exception_key(kind: str, source: str, event_id: str) -> str:
+    return f"{kind}:{source}:{event_id}"
+
+
+def _raise_exceptions(kind: str, events: list[Event], codes: dict[int, str]) -> None:
+    """Open one data-quality exception per event unless an active one exists (bulk)."""
+    now = timezone.now()
+    keys = {_exception_key(kind, codes[e.source_id], e.event_id): e for e in events}
+    active = set(
+        DecisionException.objects.filter(key__in=list(keys), status__in=[str(s) for s in ACTIVE_STATUSES]).values_list("key", flat=True)
+    )
+    rows = []
+    for key, event in keys.items():
+        if key in active:
+            continue
+        if kind == ExceptionType.EVENT_PARKED:
+            message = f"Event {codes[event.source_id]}:{event.event_id} ({event.type}) is parked: unknown " + ", ".join(event.parked_references)
+        else:
+            message = f"Event {codes[event.source_id]}:{event.event_id} ({event.type}) failed: " + "; ".join(
+                f"{e['field']}: {e['message']}" for e in event.errors
+            )
+        row = DecisionException(
+            type=kind,
+            key=key,
+            status=ExceptionStatus.OPEN,
+            severity=Severity.MEDIUM,
+            message=message[:500],
+            details={"event": event.pk, "event_id": event.event_id, "errors": event.errors, "references": event.parked_references},
+            source=codes[event.source_id],
+            raised_at=now,
+            updated_at=now,
+        )
+        row._change_reason = "raised by ingestion"  # type: ignore[attr-defined]
+        rows.append(row)
+    if rows:
+        bulk_create_with_history(rows, DecisionException, batch_size=1000)
+
+
+def _resolve_exceptions(reasons: dict[str, str]) -> None:
+    now = timezone.now()
+    rows = list(DecisionException.objects.filter(key__in=list(reasons), status__in=[str(s) for s in ACTIVE_STATUSES]))
+    for row in rows:
+        row.status = ExceptionStatus.RESOLVED
+        row.resolved_at = now
+        row.updated_at = now
+        row.resolution_reason = reasons[row.key]
+        row.version += 1
+        row._change_reason = "resolved by ingestion"  # type: ignore[attr-defined]
+    if rows:
+        bulk_update_with_history(rows, DecisionException, ["status", "resolved_at", "updated_at", "resolution_reason", "version"], batch_size=500)
+
+
+def _raise_parked_exceptions(event_pks: set[int]) -> None:
+    with transaction.atomic():
+        codes = dict(Source.objects.values_list("pk", "code"))
+        pks = sorted(event_pks)
+        for start in range(0, len(pks), 2000):
+            parked = list(Event.objects.filter(pk__in=pks[start : start + 2000], status=EventStatus.PARKED))
+            if parked:
+                _raise_exceptions(ExceptionType.EVENT_PARKED, parked, codes)
+
+
+def retry_event(event_id: int, *, actor: Any) -> Event:
+    """Put a failed or parked event back in the queue and schedule processing (after commit).
+
+    Raises ``Event.DoesNotExist`` for an unknown id and ``EventNotRetryable`` for any other status.
+    """
+    with transaction.atomic():
+        event = Event.objects.select_for_update().get(pk=event_id)
+        if event.status not in RETRYABLE_STATUSES:
+            raise EventNotRetryable(event.status)
+        event.status = EventStatus.PENDING
+        event.retried_by = actor
+        event.retried_at = timezone.now()
+        event.save(update_fields=["status", "retried_by", "retried_at"])
+        transaction.on_commit(_schedule_processing)
+    return event

@@ -1,0 +1,13 @@
+"""Celery tasks of the integrations app: thin callers of integrations.services."""
+from __future__ import annotations
+
+from celery import shared_task
+
+from integrations import services
+
+
+@shared_task(name="integrations.tasks.process_events_task")
+def process_events_task() -> dict[str, int]:
+    """Apply every pending event (scheduled on commit of each ingested batch)."""
+    summary = services.process_pending()
+    return {"applied": summary.applied, "stale": summary.stale, "parked": summary.parked, "failed": summary.failed}
