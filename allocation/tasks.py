@@ -1,17 +1,154 @@
 """Celery tasks of the allocation app: thin callers of allocation.services.
 
-Task bodies are filled in by the allocation-runs work; the ingestion side already calls
-``schedule_incremental_runs`` after events that touch items are committed.
+``schedule_incremental_runs`` is the hook ingestion calls after applying item-touching events.
+With a broker it coalesces bursts: the SKUs go into a Redis set and one
+``incremental_run_task`` is enqueued with a short countdown unless one is already waiting
+(``SET NX``), so a thousand events on one item within a second make a few runs, not a thousand.
+Without a broker (embedded default) it runs the incremental run in-process after commit;
+ingestion calls it once per processed batch, which coalesces naturally.
+
+Full runs may fan out by item group: with a broker, ``full_run_task`` splits every SKU's item
+group into chunks and runs them as a Celery ``group`` of ``run_items_task``; each chunk is an
+incremental run of whole groups, and groups are independent, so the result equals one full run.
 """
 from __future__ import annotations
 
-from celery import shared_task
+import logging
+from collections.abc import Iterable
+
+from celery import group, shared_task
+from django.conf import settings
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+PENDING_SKUS_KEY = "allot:allocation:pending-skus"
+SCHEDULED_KEY = "allot:allocation:incremental-scheduled"
+COALESCE_SECONDS = 0.5
+SCHEDULED_FLAG_TTL_SECONDS = 60  # a lost task never blocks scheduling for longer than this
+FULL_RUN_CHUNKS = 4
+
+
+def broker_configured() -> bool:
+    return bool(settings.CELERY_BROKER_URL) and not settings.CELERY_TASK_ALWAYS_EAGER
+
+
+def redis_client():
+    """A Redis client on the broker's URL (the coalescing set lives beside the queue)."""
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL or settings.CELERY_BROKER_URL, socket_timeout=5)
+
+
+@shared_task(name="allocation.tasks.run_task")
+def run_task(run_id: int) -> str:
+    """Execute a queued run (created by ``services.start_run``)."""
+    from allocation.models import AllocationRun, RunStatus
+    from allocation.services import execute_run
+
+    run = AllocationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).first()
+    if run is None:
+        return "not queued"
+    return execute_run(run).status
+
+
+@shared_task(name="allocation.tasks.incremental_run_task")
+def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") -> int | None:
+    """Run the item groups of ``skus`` plus every SKU waiting in the coalescing set."""
+    from allocation.services import run_incremental
+
+    wanted = set(skus or ())
+    if broker_configured():
+        client = redis_client()
+        # Clear the flag before draining: SKUs added after this point schedule a new task.
+        client.delete(SCHEDULED_KEY)
+        pipe = client.pipeline(transaction=True)
+        pipe.smembers(PENDING_SKUS_KEY)
+        pipe.delete(PENDING_SKUS_KEY)
+        members, _ = pipe.execute()
+        wanted |= {member.decode() for member in members}
+    if not wanted:
+        return None
+    return run_incremental(sorted(wanted), trigger=trigger).pk
+
+
+@shared_task(name="allocation.tasks.run_items_task")
+def run_items_task(skus: list[str], trigger: str = "scheduled") -> int:
+    """One chunk of a partitioned full run: an incremental run of whole item groups."""
+    from allocation.services import run_incremental
+
+    return run_incremental(skus, trigger=trigger).pk
+
+
+@shared_task(name="allocation.tasks.full_run_task")
+def full_run_task(trigger: str = "scheduled") -> int | None:
+    """The scheduled full run: in-process without a broker, fanned out by item group with one."""
+    from allocation.services import run_full
+
+    if not broker_configured():
+        return run_full(trigger=trigger).pk
+    chunks = partition_item_groups(FULL_RUN_CHUNKS)
+    group(run_items_task.s(chunk, trigger) for chunk in chunks).apply_async()
+    return None
+
+
+@shared_task(name="allocation.tasks.simulate_task")
+def simulate_task(run_id: int, version_id: int) -> str:
+    """Execute a queued simulation of policy version ``version_id``."""
+    from allocation.models import AllocationRun, RunStatus
+    from allocation.services import execute_simulation
+    from policies.models import PolicyVersion
+
+    run = AllocationRun.objects.filter(pk=run_id, status=RunStatus.QUEUED, is_simulation=True).first()
+    version = PolicyVersion.objects.filter(pk=version_id).first()
+    if run is None or version is None:
+        return "not queued"
+    return execute_simulation(run, version).status
+
+
+def partition_item_groups(chunks: int) -> list[list[str]]:
+    """Every SKU, grouped into whole item groups, spread over at most ``chunks`` lists (by size)."""
+    from allocation.loading import item_group_partition
+    from allocation.policy_bridge import active_context
+
+    groups = item_group_partition(active_context())
+    buckets: list[list[str]] = [[] for _ in range(max(1, min(chunks, len(groups))))]
+    for members in sorted(groups, key=lambda g: (-len(g), min(g))):
+        smallest = min(range(len(buckets)), key=lambda i: len(buckets[i]))
+        buckets[smallest].extend(sorted(members))
+    return [sorted(bucket) for bucket in buckets if bucket]
+
+
+def _enqueue_coalesced(skus: list[str]) -> bool:
+    """Record ``skus`` as pending; enqueue one delayed task unless one is waiting. True if enqueued."""
+    client = redis_client()
+    client.sadd(PENDING_SKUS_KEY, *skus)
+    if client.set(SCHEDULED_KEY, "1", nx=True, ex=SCHEDULED_FLAG_TTL_SECONDS):
+        incremental_run_task.apply_async(countdown=COALESCE_SECONDS)
+        return True
+    return False
 
 
 def schedule_incremental_runs(skus: list[str] | set[str]) -> None:
     """Ask for an incremental allocation run of the item groups of ``skus`` (after commit).
 
-    Until allocation runs exist this only validates its input; the runs work replaces the body.
+    With a broker the request is coalesced (see the module docstring); without one the run
+    happens in-process once the surrounding transaction commits.
     """
     if not isinstance(skus, (list, set, tuple, frozenset)):
         raise TypeError("skus must be a collection of SKU codes")
+    wanted = sorted({str(sku) for sku in skus if sku})
+    if not wanted:
+        return
+    if broker_configured():
+        transaction.on_commit(lambda: _enqueue_coalesced(wanted))
+    else:
+        transaction.on_commit(lambda: _run_in_process(wanted))
+
+
+def _run_in_process(skus: Iterable[str]) -> None:
+    from allocation.services import run_incremental
+
+    run = run_incremental(list(skus))
+    if run.status != "succeeded":
+        logger.warning("incremental run #%s for %s failed: %s", run.pk, ",".join(skus), run.error)

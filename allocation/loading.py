@@ -1,0 +1,363 @@
+"""Load the engine's input from the database in a handful of set-based queries.
+
+``load_input`` builds an :class:`~allocation.engine.types.EngineInput` for every open line
+(full scope) or for the item groups of some SKUs (``expand_item_groups``). Each kind of row is
+read with one ``values_list`` query; nothing is queried per line. Policy settings are resolved
+once per distinct combination of scope dimensions and shared between the lines that have it.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import F, Q
+from django.utils import timezone
+
+from allocation.choices import LineStatus, OrderStatus, SupplyStatus
+from allocation.engine import types as et
+from allocation.models import (
+    Allocation,
+    InventoryPosition,
+    Item,
+    ItemSubstitute,
+    Lane,
+    Location,
+    OrderLine,
+    Supply,
+)
+from allocation.policy_bridge import PolicyContext, line_dimensions
+
+ZERO = Decimal(0)
+
+
+@dataclass
+class LoadedInput:
+    """The engine input plus what persisting and simulating need to know about the scope.
+
+    ``skus`` is ``None`` for a full run, else every SKU of the item groups in scope.
+    ``line_facts`` maps a line key to the facts reports need (segment, channel, quantity,
+    tier, penalty, value, promised-else-requested date).
+    """
+
+    engine_input: et.EngineInput
+    skus: frozenset[str] | None
+    line_ids: list[int]
+    order_numbers: set[str]
+    line_facts: dict[int, dict[str, Any]] = field(default_factory=dict)
+    query_count: int = 0
+
+    @property
+    def is_full(self) -> bool:
+        return self.skus is None
+
+
+def expand_item_groups(skus: Iterable[str], context: PolicyContext) -> frozenset[str]:
+    """Every SKU in the item groups of ``skus``: linked by substitution, ship-complete orders, class quotas.
+
+    Expands to a fixpoint with one query per link kind and round (usually one or two rounds).
+    """
+    quota_classes = {quota.item_class for quota in context.quotas if quota.item_class}
+    found = set(skus)
+    frontier = set(found)
+    while frontier:
+        new: set[str] = set()
+        for item_sku, substitute_sku in ItemSubstitute.objects.filter(
+            Q(item__sku__in=frontier) | Q(substitute__sku__in=frontier)
+        ).values_list("item__sku", "substitute__sku"):
+            new.add(item_sku)
+            new.add(substitute_sku)
+        complete_orders = OrderLine.objects.filter(
+            item__sku__in=frontier,
+            order__ship_complete=True,
+            order__status=OrderStatus.OPEN,
+            status=LineStatus.OPEN,
+        ).values("order_id")
+        new.update(
+            OrderLine.objects.filter(order_id__in=complete_orders, status=LineStatus.OPEN).values_list(
+                "item__sku", flat=True
+            )
+        )
+        if quota_classes:
+            classes = set(
+                Item.objects.filter(sku__in=frontier, item_class__in=quota_classes).values_list("item_class", flat=True)
+            )
+            if classes:
+                new.update(Item.objects.filter(item_class__in=classes).values_list("sku", flat=True))
+        frontier = new - found
+        found |= new
+    return frozenset(found)
+
+
+def _stale_sources(context: PolicyContext, now: dt.datetime) -> set[str]:
+    """Codes of event sources whose feed is stale (nothing for ``stale_feed_minutes``)."""
+    try:
+        from integrations.models import Source
+    except ImportError:  # integrations not installed: no feed freshness to apply
+        return set()
+    limit = now - dt.timedelta(minutes=context.stale_feed_minutes)
+    return set(
+        Source.objects.filter(Q(last_event_at__lt=limit) | Q(last_event_at__isnull=True)).values_list(
+            "code", flat=True
+        )
+    )
+
+
+LINE_FIELDS = (
+    "id",
+    "order__number",
+    "line",
+    "order__customer__code",
+    "order__customer__tier",
+    "order__customer__segment",
+    "order__customer__region",
+    "order__customer__late_penalty_per_day",
+    "order__channel",
+    "item__sku",
+    "item__item_class",
+    "open_quantity",
+    "unit_price",
+    "unit_cost",
+    "order__requested_date",
+    "order__promised_date",
+    "order__created_at",
+    "allow_substitute",
+    "ship_from__code",
+    "order__customer__home_location__code",
+    "order__ship_complete",
+    "order__credit_hold",
+    "order__customer__credit_hold",
+)
+
+
+def load_input(
+    *,
+    as_of: dt.date,
+    context: PolicyContext,
+    skus: Iterable[str] | None = None,
+    expanded: frozenset[str] | None = None,
+) -> LoadedInput:
+    """Build the engine input for all open lines, or for the item groups of ``skus``.
+
+    Pass ``expanded`` when the caller already expanded (and locked) the item groups.
+    """
+    if expanded is None and skus is not None:
+        expanded = expand_item_groups(skus, context)
+    scope = expanded
+
+    def by_item(queryset, path: str):
+        return queryset if scope is None else queryset.filter(**{f"{path}__in": scope})
+
+    line_rows = list(
+        by_item(
+            OrderLine.objects.filter(status=LineStatus.OPEN, order__status=OrderStatus.OPEN),
+            "item__sku",
+        )
+        .annotate(open_quantity=F("quantity") - F("shipped_quantity"))
+        .filter(open_quantity__gt=0)
+        .order_by("id")
+        .values_list(*LINE_FIELDS)
+    )
+
+    settings_by_dims = context.resolve_lines(line_dimensions(row) for row in line_rows)
+    lines: list[et.Line] = []
+    line_facts: dict[int, dict[str, Any]] = {}
+    order_numbers: set[str] = set()
+    for row in line_rows:
+        (
+            key, order, number, customer, tier, segment, region, penalty, channel, sku, item_class,
+            open_quantity, unit_price, unit_cost, requested, promised, created, allow_substitute,
+            ship_from, home, ship_complete, order_hold, customer_hold,
+        ) = row
+        lines.append(
+            et.Line(
+                key=key,
+                order=order,
+                line=number,
+                customer=customer,
+                customer_tier=tier,
+                customer_segment=segment,
+                customer_region=region,
+                late_penalty_per_day=penalty,
+                channel=channel,
+                item=sku,
+                item_class=item_class,
+                quantity=open_quantity,
+                unit_price=unit_price,
+                unit_cost=unit_cost,
+                requested_date=requested,
+                promised_date=promised,
+                order_created_at=created,
+                allow_substitute=allow_substitute,
+                ship_from=ship_from,
+                home_location=home,
+                ship_complete=ship_complete,
+                credit_hold=order_hold or customer_hold,
+                settings=settings_by_dims[line_dimensions(row)],
+            )
+        )
+        order_numbers.add(order)
+        line_facts[key] = {
+            "order": order,
+            "line": number,
+            "segment": segment,
+            "channel": channel,
+            "tier": tier,
+            "penalty": penalty,
+            "quantity": open_quantity,
+            "value": open_quantity * unit_price,
+            "due": promised or requested,
+            "promised": promised,
+            "requested": requested,
+        }
+
+    item_rows = list(by_item(Item.objects.all(), "sku").values_list("sku", "item_class"))
+    substitutes: dict[str, list[str]] = defaultdict(list)
+    for item_sku, substitute_sku in by_item(ItemSubstitute.objects.all(), "item__sku").order_by(
+        "item__sku", "priority", "substitute__sku"
+    ).values_list("item__sku", "substitute__sku"):
+        substitutes[item_sku].append(substitute_sku)
+    items = tuple(et.Item(sku=sku, item_class=cls, substitutes=tuple(substitutes[sku])) for sku, cls in item_rows)
+
+    locations = tuple(Location.objects.order_by("code").values_list("code", flat=True))
+    lanes = tuple(
+        et.Lane(location=code, region=region, transit_days=days, cost_per_unit=cost)
+        for code, region, days, cost in Lane.objects.order_by("location__code", "region").values_list(
+            "location__code", "region", "transit_days", "cost_per_unit"
+        )
+    )
+
+    stale = _stale_sources(context, timezone.now())
+    on_hand = tuple(
+        et.OnHand(
+            item=sku,
+            location=code,
+            available=max(quantity - quality - warehouse, ZERO),
+            stale=bool(source) and source in stale,
+        )
+        for sku, code, quantity, quality, warehouse, source in by_item(InventoryPosition.objects.all(), "item__sku")
+        .order_by("item__sku", "location__code")
+        .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
+    )
+    inbound = tuple(
+        et.Inbound(ref=ref, item=sku, location=code, quantity=quantity - received, eta=eta, confidence=float(confidence))
+        for ref, sku, code, quantity, received, eta, confidence in by_item(
+            Supply.objects.filter(status=SupplyStatus.OPEN, quantity__gt=F("received_quantity")), "item__sku"
+        )
+        .order_by("eta", "ref")
+        .values_list("ref", "item__sku", "location__code", "quantity", "received_quantity", "eta", "confidence")
+    )
+    existing = tuple(
+        et.ExistingAllocation(
+            id=pk,
+            line_key=line_id,
+            item=sku,
+            location=code,
+            supply_ref=ref,
+            quantity=quantity,
+            confirmed_date=confirmed,
+            state=state,
+        )
+        for pk, line_id, sku, code, ref, quantity, confirmed, state in by_item(Allocation.objects.all(), "item__sku")
+        .order_by("id")
+        .values_list("id", "line_id", "item__sku", "location__code", "supply__ref", "quantity", "confirmed_date", "state")
+    )
+
+    engine_input = et.EngineInput(
+        as_of=as_of,
+        lines=tuple(lines),
+        items=items,
+        locations=locations,
+        lanes=lanes,
+        on_hand=on_hand,
+        inbound=inbound,
+        existing=existing,
+        protections=context.protections_for(scope),
+        quotas=context.quotas_for(scope),
+        stale_feed_buffer_pct=context.stale_feed_buffer_pct,
+    )
+    return LoadedInput(
+        engine_input=engine_input,
+        skus=scope,
+        line_ids=[line.key for line in lines],
+        order_numbers=order_numbers,
+        line_facts=line_facts,
+    )
+
+
+def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
+    """The same loaded data under another policy (a simulated draft): settings, protections, quotas."""
+    from dataclasses import replace
+
+    from policies.resolution import Dimensions
+
+    def dims(line: et.Line) -> Dimensions:
+        return Dimensions(
+            customer=line.customer,
+            customer_segment=line.customer_segment,
+            customer_tier=line.customer_tier,
+            channel=line.channel,
+            item=line.item,
+            item_class=line.item_class,
+            location=line.ship_from or line.home_location,
+            region=line.customer_region,
+        )
+
+    source = loaded.engine_input
+    line_dims = [dims(line) for line in source.lines]
+    resolved = context.resolve_lines(line_dims)
+    engine_input = replace(
+        source,
+        lines=tuple(replace(line, settings=resolved[d]) for line, d in zip(source.lines, line_dims, strict=True)),
+        protections=context.protections_for(loaded.skus),
+        quotas=context.quotas_for(loaded.skus),
+        stale_feed_buffer_pct=context.stale_feed_buffer_pct,
+    )
+    return LoadedInput(
+        engine_input=engine_input,
+        skus=loaded.skus,
+        line_ids=loaded.line_ids,
+        order_numbers=loaded.order_numbers,
+        line_facts=loaded.line_facts,
+    )
+
+
+def item_group_partition(context: PolicyContext) -> list[frozenset[str]]:
+    """Every SKU partitioned into item groups (substitution, ship-complete orders, class quotas).
+
+    Three queries and a union-find; used to fan a full run out into independent chunks.
+    """
+    parent: dict[str, str] = {}
+
+    def find(sku: str) -> str:
+        parent.setdefault(sku, sku)
+        while parent[sku] != sku:
+            parent[sku] = parent[parent[sku]]
+            sku = parent[sku]
+        return sku
+
+    def union(first: str, second: str) -> None:
+        root_first, root_second = find(first), find(second)
+        if root_first != root_second:
+            parent[max(root_first, root_second)] = min(root_first, root_second)
+
+    quota_classes = {quota.item_class for quota in context.quotas if quota.item_class}
+    class_anchor: dict[str, str] = {}
+    for sku, item_class in Item.objects.values_list("sku", "item_class"):
+        find(sku)
+        if item_class in quota_classes:
+            union(class_anchor.setdefault(item_class, sku), sku)
+    for item_sku, substitute_sku in ItemSubstitute.objects.values_list("item__sku", "substitute__sku"):
+        union(item_sku, substitute_sku)
+    order_anchor: dict[int, str] = {}
+    for order_id, sku in OrderLine.objects.filter(
+        order__ship_complete=True, order__status=OrderStatus.OPEN, status=LineStatus.OPEN
+    ).values_list("order_id", "item__sku"):
+        union(order_anchor.setdefault(order_id, sku), sku)
+    groups: dict[str, set[str]] = defaultdict(set)
+    for sku in list(parent):
+        groups[find(sku)].add(sku)
+    return [frozenset(members) for members in groups.values()]

@@ -1,0 +1,273 @@
+"""Write a run's decisions back in bulk, inside the run's one transaction.
+
+- Allocations: the engine's decisions replace the non-fixed allocations in scope. Rows the
+  engine keeps unchanged (``existing_id``) stay as they are; the others are deleted by id and
+  the new ones inserted (PostgreSQL ``COPY``; ``bulk_create`` elsewhere). Released and pinned
+  allocations are never touched.
+- Decision log: an entry only for lines whose fingerprint differs from their current one, then
+  the current pointers of those lines move to the new entries (one upsert statement).
+- Exceptions: ``exceptions.run_sync.sync_run_exceptions`` creates, updates and resolves.
+
+If anything raises, the caller's transaction rolls back and the previous state stays intact.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.db import connection
+from django.utils import timezone
+
+from allocation.choices import AllocationState
+from allocation.engine import types as et
+from allocation.loading import LoadedInput
+from allocation.models import (
+    Allocation,
+    AllocationRun,
+    Item,
+    LineDecisionCurrent,
+    LineDecisionLog,
+    Location,
+    OrderLine,
+    Supply,
+)
+from exceptions.run_sync import LineStake, SyncCounts, sync_run_exceptions
+
+FIXED_STATES = frozenset({AllocationState.RELEASED, AllocationState.PINNED})
+CHUNK = 5000
+JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints"})
+
+
+@dataclass(frozen=True)
+class PersistStats:
+    allocations: int
+    allocations_written: int
+    allocations_deleted: int
+    changed_lines: int
+    exceptions: SyncCounts
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value == value.to_integral() else str(value)
+    if isinstance(value, (tuple, set, frozenset)):
+        return list(value)
+    return str(value)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON text of engine values (dates ISO, decimals as strings)."""
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+def decimal_text(value: Decimal) -> str:
+    """A normalised decimal as text: 60.000 -> "60", 2.500 -> "2.5"."""
+    normalized = value.normalize()
+    return format(normalized, "f")
+
+
+def allocation_json(decision: et.AllocationDecision) -> dict[str, Any]:
+    return {
+        "item": decision.item,
+        "location": decision.location,
+        "supply_ref": decision.supply_ref,
+        "quantity": decimal_text(decision.quantity),
+        "confirmed_date": decision.confirmed_date.isoformat(),
+        "state": decision.state,
+    }
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _copy_rows(table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """PostgreSQL COPY of rows (JSON columns given as text)."""
+    names = ", ".join(columns)
+    with connection.cursor() as cursor:
+        raw = cursor.cursor  # the psycopg 3 cursor behind Django's wrapper
+        with raw.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _write_allocations(run: AllocationRun, decisions: list[et.AllocationDecision]) -> None:
+    if not decisions:
+        return
+    skus = {d.item for d in decisions}
+    refs = {d.supply_ref for d in decisions if d.supply_ref}
+    item_ids: dict[str, int] = {}
+    for chunk in _chunks(sorted(skus)):
+        item_ids.update(Item.objects.filter(sku__in=chunk).values_list("sku", "id"))
+    supply_ids: dict[str, int] = {}
+    for chunk in _chunks(sorted(refs)):
+        supply_ids.update(Supply.objects.filter(ref__in=chunk).values_list("ref", "id"))
+    location_ids = dict(Location.objects.values_list("code", "id"))
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        _copy_rows(
+            Allocation._meta.db_table,
+            ("line_id", "item_id", "location_id", "supply_id", "quantity", "confirmed_date", "state", "run_id",
+             "created_at", "updated_at"),
+            [
+                (d.line_key, item_ids[d.item], location_ids[d.location],
+                 supply_ids[d.supply_ref] if d.supply_ref else None, d.quantity, d.confirmed_date, d.state, run.pk,
+                 now, now)
+                for d in decisions
+            ],
+        )
+        return
+    Allocation.objects.bulk_create(
+        [
+            Allocation(
+                line_id=d.line_key,
+                item_id=item_ids[d.item],
+                location_id=location_ids[d.location],
+                supply_id=supply_ids[d.supply_ref] if d.supply_ref else None,
+                quantity=d.quantity,
+                confirmed_date=d.confirmed_date,
+                state=d.state,
+                run_id=run.pk,
+            )
+            for d in decisions
+        ],
+        batch_size=1000,
+    )
+
+
+def _write_decision_logs(
+    run: AllocationRun, loaded: LoadedInput, changed: list[et.LineDecision], policy_version_id: int | None
+) -> None:
+    if not changed:
+        return
+    sources = {line.key: line.settings.sources for line in loaded.engine_input.lines}
+    now = timezone.now()
+    rows = [
+        (
+            d.line_key,
+            run.pk,
+            d.rank,
+            to_json(list(d.rank_key)),
+            d.score,
+            to_json([{"name": f.name, "value": f.value, "weight": f.weight, "contribution": f.contribution}
+                     for f in d.factors]),
+            d.strategy,
+            d.priority_class,
+            to_json(dict(sources.get(d.line_key, ()))),
+            to_json([allocation_json(a) for a in d.allocations]),
+            to_json(list(d.path)),
+            to_json(list(d.constraints)),
+            d.shortfall,
+            d.fingerprint,
+            policy_version_id,
+            now,
+        )
+        for d in changed
+    ]
+    columns = (
+        "line_id", "run_id", "rank", "rank_key", "score", "factors", "strategy", "priority_class",
+        "setting_sources", "allocations", "path", "constraints", "shortfall", "fingerprint", "policy_version_id",
+        "created_at",
+    )
+    table = LineDecisionLog._meta.db_table
+    if connection.vendor == "postgresql":
+        _copy_rows(table, columns, rows)
+    else:
+        LineDecisionLog.objects.bulk_create(
+            [
+                LineDecisionLog(**{
+                    name: (json.loads(value) if name in JSON_COLUMNS else value)
+                    for name, value in zip(columns, row, strict=True)
+                })
+                for row in rows
+            ],
+            batch_size=1000,
+        )
+    current = LineDecisionCurrent._meta.db_table
+    with connection.cursor() as cursor:
+        # One log entry per line and run, so this moves each changed line's pointer to its new entry.
+        cursor.execute(
+            f"INSERT INTO {current} (line_id, log_id, fingerprint) "
+            f"SELECT line_id, id, fingerprint FROM {table} WHERE run_id = %s "
+            "ON CONFLICT (line_id) DO UPDATE SET log_id = excluded.log_id, fingerprint = excluded.fingerprint",
+            [run.pk],
+        )
+
+
+def _current_fingerprints(loaded: LoadedInput) -> dict[int, str]:
+    current = LineDecisionCurrent.objects.all()
+    if loaded.is_full:
+        return dict(current.values_list("line_id", "fingerprint"))
+    found: dict[int, str] = {}
+    for chunk in _chunks(loaded.line_ids):
+        found.update(current.filter(line_id__in=chunk).values_list("line_id", "fingerprint"))
+    return found
+
+
+def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake]:
+    facts = loaded.line_facts
+    stakes: dict[int, LineStake] = {}
+    for decision in result.lines:
+        fact = facts.get(decision.line_key)
+        if fact is None:
+            continue
+        dates = [a.confirmed_date for a in decision.allocations]
+        stakes[decision.line_key] = LineStake(
+            tier=fact["tier"],
+            penalty_per_day=fact["penalty"],
+            value=fact["value"],
+            due=fact["due"],
+            promised=fact["promised"],
+            latest_confirmed=max(dates) if dates else None,
+            uncovered=decision.shortfall,
+        )
+    return stakes
+
+
+def _scope_line_ids_for_exceptions(loaded: LoadedInput) -> list[int] | None:
+    """Every line (any status) of the scope's items, so exceptions of cancelled lines resolve too."""
+    if loaded.is_full:
+        return None
+    ids: list[int] = []
+    for chunk in _chunks(sorted(loaded.skus or ())):
+        ids.extend(OrderLine.objects.filter(item__sku__in=chunk).values_list("id", flat=True))
+    return ids
+
+
+def persist_result(
+    *, run: AllocationRun, loaded: LoadedInput, result: et.EngineResult, policy_version_id: int | None
+) -> PersistStats:
+    """Replace the scope's non-fixed allocations, log changed decisions and sync exceptions."""
+    decisions = [a for line in result.lines for a in line.allocations]
+    kept_ids = {a.existing_id for a in decisions if a.existing_id is not None}
+    replaceable = [e.id for e in loaded.engine_input.existing if e.state not in FIXED_STATES and e.id not in kept_ids]
+    for chunk in _chunks(replaceable):
+        Allocation.objects.filter(id__in=chunk).exclude(state__in=FIXED_STATES).delete()
+    new = [a for a in decisions if a.existing_id is None and a.state not in FIXED_STATES]
+    _write_allocations(run, new)
+
+    current = _current_fingerprints(loaded)
+    changed = [line for line in result.lines if current.get(line.line_key) != line.fingerprint]
+    _write_decision_logs(run, loaded, changed, policy_version_id)
+
+    counts = sync_run_exceptions(
+        list(result.exceptions),
+        scope_line_ids=_scope_line_ids_for_exceptions(loaded),
+        scope_order_numbers=None if loaded.is_full else loaded.order_numbers,
+        scope_skus=loaded.skus,
+        run=run,
+        stakes=_stakes(loaded, result),
+    )
+    return PersistStats(
+        allocations=len(decisions),
+        allocations_written=len(new),
+        allocations_deleted=len(replaceable),
+        changed_lines=len(changed),
+        exceptions=counts,
+    )
+

@@ -1,0 +1,134 @@
+"""The bridge between the policies app and the engine: compiled policy in, engine values out.
+
+A :class:`PolicyContext` wraps one compiled policy version for one run. It resolves settings
+once per distinct combination of scope dimensions (``CompiledPolicy.resolve_many``) and maps
+each to one shared :class:`~allocation.engine.types.LineSettings`, and turns protections and
+quotas into engine values. The engine never sees the policies app.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from allocation.engine import types as et
+from policies.resolution import CompiledPolicy, Dimensions, ResolvedSettings
+
+# Positions in allocation.loading.LINE_FIELDS used to build a line's scope dimensions.
+_CUSTOMER, _TIER, _SEGMENT, _REGION, _CHANNEL, _SKU, _CLASS, _SHIP_FROM, _HOME = 3, 4, 5, 6, 8, 9, 10, 18, 19
+
+
+def line_dimensions(row: tuple) -> Dimensions:
+    """Scope dimensions of a line row from ``allocation.loading.LINE_FIELDS`` (location = ship_from, else home)."""
+    return Dimensions(
+        customer=row[_CUSTOMER],
+        customer_segment=row[_SEGMENT],
+        customer_tier=row[_TIER],
+        channel=row[_CHANNEL],
+        item=row[_SKU],
+        item_class=row[_CLASS],
+        location=row[_SHIP_FROM] or row[_HOME],
+        region=row[_REGION],
+    )
+
+
+def _decimal_or_none(value: float | None) -> Decimal | None:
+    return None if value is None else Decimal(str(value))
+
+
+def to_line_settings(resolved: ResolvedSettings) -> et.LineSettings:
+    """The engine's settings for one resolved combination (weights in DEFAULT_WEIGHTS order)."""
+    weights = resolved.weights.as_dict()
+    return et.LineSettings(
+        strategy=resolved.strategy,
+        priority_class=resolved.priority_class,
+        weights=tuple((name, float(weights[name])) for name in et.DEFAULT_WEIGHTS),
+        urgency_horizon_days=resolved.urgency_horizon_days,
+        allow_partial=resolved.allow_partial,
+        max_split_locations=resolved.max_split_locations,
+        inbound_min_confidence=resolved.inbound_min_confidence,
+        allow_substitutes=resolved.allow_substitutes,
+        substitute_needs_approval=resolved.substitute_needs_approval,
+        auto_release_max_value=_decimal_or_none(resolved.auto_release_max_value),
+        override_approval_min_value=_decimal_or_none(resolved.override_approval_min_value),
+        margin_floor_pct=resolved.margin_floor_pct,
+        sources=resolved.sources,
+    )
+
+
+@dataclass
+class PolicyContext:
+    """One compiled policy version prepared for a run (``version`` is the PolicyVersion row or None)."""
+
+    compiled: CompiledPolicy
+    version: Any = None
+    _cache: dict[Dimensions, et.LineSettings] = field(default_factory=dict)
+    _global: ResolvedSettings | None = None
+
+    @property
+    def version_id(self) -> int | None:
+        return getattr(self.version, "pk", None)
+
+    @property
+    def global_settings(self) -> ResolvedSettings:
+        """Settings of the global rule (feed staleness is a property of a source, not a line)."""
+        if self._global is None:
+            self._global = self.compiled.resolve(Dimensions()).as_settings()
+        return self._global
+
+    @property
+    def stale_feed_minutes(self) -> int:
+        return self.global_settings.stale_feed_minutes
+
+    @property
+    def stale_feed_buffer_pct(self) -> float:
+        return self.global_settings.stale_feed_buffer_pct
+
+    @property
+    def quotas(self):
+        return self.compiled.quotas
+
+    def resolve_lines(self, dims: Iterable[Dimensions]) -> dict[Dimensions, et.LineSettings]:
+        """One shared LineSettings per distinct combination (cached across calls of this run)."""
+        missing = {d for d in dims if d not in self._cache}
+        if missing:
+            for dim, effective in self.compiled.resolve_many(missing).items():
+                self._cache[dim] = to_line_settings(effective.as_settings())
+        return self._cache
+
+    def protections_for(self, skus: frozenset[str] | None) -> tuple[et.Protection, ...]:
+        return tuple(
+            et.Protection(
+                index=rule.position, sku=rule.sku, location=rule.location, quantity=rule.quantity,
+                scope=rule.for_scope.pairs,
+            )
+            for rule in self.compiled.protections
+            if skus is None or rule.sku in skus
+        )
+
+    def quotas_for(self, skus: frozenset[str] | None) -> tuple[et.Quota, ...]:
+        # Class quotas are kept whole: expand_item_groups already pulled their whole class in.
+        return tuple(
+            et.Quota(
+                index=rule.position, sku=rule.sku or None, item_class=rule.item_class or None,
+                scope=rule.for_scope.pairs, period=rule.period, quantity=rule.quantity,
+            )
+            for rule in self.compiled.quotas
+            if skus is None or rule.item_class or rule.sku in skus
+        )
+
+
+def active_context() -> PolicyContext:
+    """The active policy version, compiled (the built-in defaults when no version is active)."""
+    from policies.selectors import active_compiled_policy
+
+    version, compiled = active_compiled_policy()
+    return PolicyContext(compiled=compiled, version=version)
+
+
+def context_for(version: Any) -> PolicyContext:
+    """A given policy version (a draft being simulated), compiled."""
+    from policies.resolution import compile_policy
+
+    return PolicyContext(compiled=compile_policy(version), version=version)

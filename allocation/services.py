@@ -1,0 +1,279 @@
+"""Allocation runs: the one write path that loads, runs the engine and persists its decisions.
+
+A run is a user-visible row (:class:`~allocation.models.AllocationRun`). Executing it takes
+the run locks, loads the scope's input, calls the pure engine and persists the result in one
+transaction, so a run that fails leaves the previous allocations, decision log and exceptions
+exactly as they were, and its row says ``failed`` with the error. HTML views, the API, tasks
+and commands all call these functions.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from allocation import engine
+from allocation.dates import business_today
+from allocation.engine import types as et
+from allocation.loading import LoadedInput, expand_item_groups, load_input, with_policy
+from allocation.locks import lock_run_scope
+from allocation.models import AllocationRun, RunScope, RunStatus, RunTrigger, SimulationResult
+from allocation.persistence import decimal_text, persist_result
+from allocation.policy_bridge import PolicyContext, active_context, context_for
+
+logger = logging.getLogger(__name__)
+SIMULATION_LIST_LIMIT = 200
+
+
+def _clean_skus(skus: Iterable[str]) -> list[str]:
+    if isinstance(skus, str):
+        raise TypeError("skus must be a collection of SKU codes, not one string")
+    return sorted({str(sku).strip() for sku in skus if str(sku).strip()})
+
+
+def _create_run(*, trigger: str, actor: Any, as_of: dt.date | None, skus: list[str] | None, status: str,
+                is_simulation: bool = False, policy_version: Any = None) -> AllocationRun:
+    return AllocationRun.objects.create(
+        trigger=trigger,
+        scope=RunScope.FULL if skus is None else RunScope.ITEMS,
+        scope_items=skus or [],
+        as_of=as_of or business_today(),
+        status=status,
+        actor=actor if getattr(actor, "is_authenticated", False) else None,
+        is_simulation=is_simulation,
+        policy_version=policy_version,
+    )
+
+
+def _fail(run: AllocationRun, error: BaseException, started: float) -> AllocationRun:
+    logger.exception("allocation run #%s failed", run.pk, exc_info=error)
+    run.status = RunStatus.FAILED
+    run.error = f"{type(error).__name__}: {error}"[:5000]
+    run.phase = "failed"
+    run.finished_at = timezone.now()
+    run.timings = {**run.timings, "total": round(time.perf_counter() - started, 4)}
+    run.save(update_fields=["status", "error", "phase", "finished_at", "timings"])
+    return run
+
+
+def execute_run(run: AllocationRun) -> AllocationRun:
+    """Execute a queued run: lock its scope, load, allocate, persist; record counts and timings.
+
+    Everything from the locks to the last write is one transaction. On any error the
+    transaction rolls back and the run is marked ``failed`` with the error (not raised).
+    """
+    started = time.perf_counter()
+    run.status = RunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.progress = 5
+    run.phase = "loading"
+    run.save(update_fields=["status", "started_at", "progress", "phase"])
+    skus = run.scope_items if run.scope == RunScope.ITEMS else None
+    timings: dict[str, float] = {}
+    try:
+        with transaction.atomic():
+            context = active_context()
+            expanded = expand_item_groups(skus, context) if skus is not None else None
+            lock_run_scope(expanded)
+            mark = time.perf_counter()
+            loaded = load_input(as_of=run.as_of, context=context, expanded=expanded)
+            timings["load"] = round(time.perf_counter() - mark, 4)
+            mark = time.perf_counter()
+            result = engine.allocate(loaded.engine_input)
+            timings["engine"] = round(time.perf_counter() - mark, 4)
+            mark = time.perf_counter()
+            stats = persist_result(run=run, loaded=loaded, result=result, policy_version_id=context.version_id)
+            timings["persist"] = round(time.perf_counter() - mark, 4)
+            timings["total"] = round(time.perf_counter() - started, 4)
+            run.policy_version_id = context.version_id
+            run.scope_expanded_items = sorted(expanded) if expanded is not None else []
+            run.status = RunStatus.SUCCEEDED
+            run.progress = 100
+            run.phase = "done"
+            run.line_count = len(loaded.line_ids)
+            run.allocation_count = stats.allocations
+            run.changed_line_count = stats.changed_lines
+            run.exceptions_raised = stats.exceptions.created
+            run.exceptions_updated = stats.exceptions.updated
+            run.exceptions_resolved = stats.exceptions.resolved
+            run.timings = timings
+            run.finished_at = timezone.now()
+            run.save()
+    except Exception as error:  # recorded on the run row: a failed run is a result, not a crash
+        run.timings = timings
+        return _fail(run, error, started)
+    return run
+
+
+def run_full(*, trigger: str = RunTrigger.MANUAL, actor: Any = None, as_of: dt.date | None = None) -> AllocationRun:
+    """Rank and allocate every open line now (synchronously); returns the finished run.
+
+    ``as_of`` defaults to the business date. A failure leaves the previous state intact and
+    returns the run marked ``failed``.
+    """
+    run = _create_run(trigger=trigger, actor=actor, as_of=as_of, skus=None, status=RunStatus.QUEUED)
+    return execute_run(run)
+
+
+def run_incremental(
+    skus: Iterable[str], *, trigger: str = RunTrigger.EVENT, actor: Any = None, as_of: dt.date | None = None
+) -> AllocationRun:
+    """Re-run the item groups of ``skus`` (synchronously); gives what a full run gives for them."""
+    run = _create_run(trigger=trigger, actor=actor, as_of=as_of, skus=_clean_skus(skus), status=RunStatus.QUEUED)
+    return execute_run(run)
+
+
+def start_run(*, scope_skus: Iterable[str] | None = None, trigger: str = RunTrigger.MANUAL, actor: Any) -> AllocationRun:
+    """Create a queued run and enqueue its execution once the transaction commits (API, screens)."""
+    from allocation.tasks import run_task
+
+    skus = _clean_skus(scope_skus) if scope_skus is not None else None
+    with transaction.atomic():
+        run = _create_run(trigger=trigger, actor=actor, as_of=None, skus=skus, status=RunStatus.QUEUED)
+        run_id = run.pk
+        transaction.on_commit(lambda: run_task.delay(run_id))
+    return run
+
+
+# --- simulation -----------------------------------------------------------------------------
+
+
+def _line_totals(result: et.EngineResult) -> dict[int, Decimal]:
+    return {line.line_key: sum((a.quantity for a in line.allocations), Decimal(0)) for line in result.lines}
+
+
+def _fill_rates(loaded: LoadedInput, totals: dict[int, Decimal], attribute: str) -> dict[str, float]:
+    ordered: dict[str, Decimal] = defaultdict(Decimal)
+    allocated: dict[str, Decimal] = defaultdict(Decimal)
+    for key, fact in loaded.line_facts.items():
+        ordered[fact[attribute]] += fact["quantity"]
+        allocated[fact[attribute]] += min(totals.get(key, Decimal(0)), fact["quantity"])
+    return {name: round(float(allocated[name] / ordered[name]), 4) if ordered[name] else 1.0 for name in sorted(ordered)}
+
+
+def simulation_diff(loaded: LoadedInput, before: et.EngineResult, after: et.EngineResult) -> dict[str, Any]:
+    """What changes from ``before`` (active policy) to ``after`` (draft) on the same input."""
+    before_totals, after_totals = _line_totals(before), _line_totals(after)
+    gaining, losing = [], []
+    for key, fact in loaded.line_facts.items():
+        was, now = before_totals.get(key, Decimal(0)), after_totals.get(key, Decimal(0))
+        if was == now:
+            continue
+        entry = {
+            "order": fact["order"],
+            "line": fact["line"],
+            "segment": fact["segment"],
+            "channel": fact["channel"],
+            "before": decimal_text(was),
+            "after": decimal_text(now),
+            "change": decimal_text(now - was),
+        }
+        (gaining if now > was else losing).append((abs(now - was), entry))
+    gaining.sort(key=lambda pair: (-pair[0], pair[1]["order"], pair[1]["line"]))
+    losing.sort(key=lambda pair: (-pair[0], pair[1]["order"], pair[1]["line"]))
+
+    def exception_entries(keys: set[str], result: et.EngineResult) -> list[dict[str, Any]]:
+        found = [e for e in result.exceptions if e.key in keys]
+        found.sort(key=lambda e: e.key)
+        return [{"key": e.key, "type": e.type, "order": e.order, "message": e.message} for e in found]
+
+    before_keys = {e.key for e in before.exceptions}
+    after_keys = {e.key for e in after.exceptions}
+    added, removed = after_keys - before_keys, before_keys - after_keys
+
+    def rates(attribute: str) -> dict[str, dict[str, float]]:
+        was, now = _fill_rates(loaded, before_totals, attribute), _fill_rates(loaded, after_totals, attribute)
+        return {name: {"before": was[name], "after": now[name]} for name in was}
+
+    return {
+        "lines": len(loaded.line_facts),
+        "gaining_count": len(gaining),
+        "losing_count": len(losing),
+        "gaining": [entry for _, entry in gaining[:SIMULATION_LIST_LIMIT]],
+        "losing": [entry for _, entry in losing[:SIMULATION_LIST_LIMIT]],
+        "fill_rate_by_segment": rates("segment"),
+        "fill_rate_by_channel": rates("channel"),
+        "exceptions_added_count": len(added),
+        "exceptions_removed_count": len(removed),
+        "exceptions_added": exception_entries(added, after)[:SIMULATION_LIST_LIMIT],
+        "exceptions_removed": exception_entries(removed, before)[:SIMULATION_LIST_LIMIT],
+    }
+
+
+def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun:
+    """Run the engine under the active policy and under ``policy_version`` on the same data.
+
+    Persists nothing but the run row and its :class:`SimulationResult`; a failure marks the
+    run failed.
+    """
+    started = time.perf_counter()
+    run.status = RunStatus.RUNNING
+    run.started_at = timezone.now()
+    run.phase = "loading"
+    run.save(update_fields=["status", "started_at", "phase"])
+    timings: dict[str, float] = {}
+    try:
+        mark = time.perf_counter()
+        active: PolicyContext = active_context()
+        draft = context_for(policy_version)
+        loaded = load_input(as_of=run.as_of, context=active)
+        draft_loaded = with_policy(loaded, draft)
+        timings["load"] = round(time.perf_counter() - mark, 4)
+        mark = time.perf_counter()
+        before = engine.allocate(loaded.engine_input)
+        after = engine.allocate(draft_loaded.engine_input)
+        timings["engine"] = round(time.perf_counter() - mark, 4)
+        payload = simulation_diff(loaded, before, after)
+        with transaction.atomic():
+            SimulationResult.objects.create(run=run, payload=payload)
+            timings["total"] = round(time.perf_counter() - started, 4)
+            run.status = RunStatus.SUCCEEDED
+            run.progress = 100
+            run.phase = "done"
+            run.line_count = len(loaded.line_ids)
+            run.allocation_count = sum(len(line.allocations) for line in after.lines)
+            run.changed_line_count = payload["gaining_count"] + payload["losing_count"]
+            run.exceptions_raised = payload["exceptions_added_count"]
+            run.exceptions_resolved = payload["exceptions_removed_count"]
+            run.timings = timings
+            run.finished_at = timezone.now()
+            run.save()
+    except Exception as error:  # recorded on the run row, like a failed run
+        run.timings = timings
+        return _fail(run, error, started)
+    return run
+
+
+def simulate(policy_version: Any, *, actor: Any = None, as_of: dt.date | None = None) -> AllocationRun:
+    """Dry-run ``policy_version`` (a draft) against today's data; returns the run with its result.
+
+    The run's ``simulation_result.payload`` lists lines gaining and losing (with quantities),
+    fill rate by customer segment and channel before/after, and exceptions added/removed,
+    all against the engine's decisions under the active policy on the same input.
+    """
+    run = _create_run(
+        trigger=RunTrigger.SIMULATION, actor=actor, as_of=as_of, skus=None, status=RunStatus.QUEUED,
+        is_simulation=True, policy_version=policy_version,
+    )
+    return execute_simulation(run, policy_version)
+
+
+def start_simulation(policy_version: Any, *, actor: Any) -> AllocationRun:
+    """Create a queued simulation run and enqueue it once the transaction commits (screens)."""
+    from allocation.tasks import simulate_task
+
+    with transaction.atomic():
+        run = _create_run(
+            trigger=RunTrigger.SIMULATION, actor=actor, as_of=None, skus=None, status=RunStatus.QUEUED,
+            is_simulation=True, policy_version=policy_version,
+        )
+        run_id, version_id = run.pk, policy_version.pk
+        transaction.on_commit(lambda: simulate_task.delay(run_id, version_id))
+    return run

@@ -1,0 +1,239 @@
+"""Keep run-raised exceptions in step with what the latest run decided, set-based.
+
+``sync_run_exceptions`` is called by the allocation persist step inside the run's transaction:
+
+- a raised condition with no active exception of its key creates one (in bulk);
+- a raised condition whose active exception exists updates that same row when its message,
+  details or jeopardy changed (``version`` + 1), so a planner's claim or notes stay on it;
+- an active run-type exception in the run's scope that was not raised again is resolved,
+  with the reason "no longer raised by run #N".
+
+Every write goes through simple-history's bulk helpers, so the history records each one.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+
+from allocation.engine.types import RaisedException
+from allocation.models import Item, Location, Order
+from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES, ExceptionStatus
+from exceptions.jeopardy import jeopardy
+from exceptions.models import DecisionException
+
+CHUNK = 5000
+UNCOVERED_DAYS_LATE = 30  # quantity nothing covers counts as a month late in the jeopardy score
+RUN_SOURCE = "allocation"
+
+
+@dataclass(frozen=True)
+class SyncCounts:
+    created: int
+    updated: int
+    resolved: int
+
+
+@dataclass(frozen=True)
+class LineStake:
+    """What a line risks: the facts jeopardy needs (from the run's loaded input and decision)."""
+
+    tier: int
+    penalty_per_day: Decimal
+    value: Decimal
+    due: dt.date
+    promised: dt.date | None
+    latest_confirmed: dt.date | None
+    uncovered: Decimal
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def stake_jeopardy(stake: LineStake) -> tuple[Decimal, str, str]:
+    """Jeopardy of a line from its stake: days late by confirmed date, or a month when uncovered."""
+    days = 0
+    if stake.latest_confirmed is not None and stake.latest_confirmed > stake.due:
+        days = (stake.latest_confirmed - stake.due).days
+    if stake.uncovered > 0:
+        days = max(days, UNCOVERED_DAYS_LATE)
+    return jeopardy(
+        days,
+        stake.tier,
+        stake.penalty_per_day,
+        stake.value,
+        promised=stake.promised or stake.due,
+        confirmed=stake.latest_confirmed if stake.latest_confirmed and stake.latest_confirmed > stake.due else None,
+        uncovered=stake.uncovered or None,
+    )
+
+
+def _fields_for(raised: RaisedException, stakes: Mapping[int, LineStake]) -> dict[str, Any]:
+    stake = stakes.get(raised.line_key) if raised.line_key is not None else None
+    if stake is None:
+        return {"jeopardy_score": Decimal("0.00"), "jeopardy_band": "low", "jeopardy_reason": "", "value": Decimal("0.00")}
+    score, band, reason = stake_jeopardy(stake)
+    return {
+        "jeopardy_score": score,
+        "jeopardy_band": band,
+        "jeopardy_reason": reason[:300],
+        "value": Decimal(stake.value).quantize(Decimal("0.01")),
+    }
+
+
+def _active_in_scope(
+    scope_line_ids: Iterable[int] | None, scope_order_numbers: Iterable[str] | None, scope_skus: Iterable[str] | None
+):
+    active = DecisionException.objects.filter(
+        status__in=[str(s) for s in ACTIVE_STATUSES], type__in=[str(t) for t in RUN_EXCEPTION_TYPES]
+    )
+    if scope_line_ids is None:
+        return [active]
+    querysets = [active.filter(line_id__in=chunk) for chunk in _chunks(sorted(set(scope_line_ids)))]
+    orders = sorted(set(scope_order_numbers or ()))
+    for chunk in _chunks(orders):
+        querysets.append(active.filter(line__isnull=True, order__number__in=chunk))
+    skus = sorted(set(scope_skus or ()))
+    for chunk in _chunks(skus):
+        querysets.append(active.filter(line__isnull=True, order__isnull=True, item__sku__in=chunk))
+    return querysets
+
+
+def sync_run_exceptions(
+    raised: list[RaisedException],
+    *,
+    scope_line_ids: Iterable[int] | None,
+    scope_order_numbers: Iterable[str] | None,
+    run: Any,
+    scope_skus: Iterable[str] | None = None,
+    stakes: Mapping[int, LineStake] | None = None,
+) -> SyncCounts:
+    """Create, update and auto-resolve run exceptions for one run's scope (``None`` scope = full run).
+
+    ``raised`` are the engine's conditions (unique by ``key``); ``stakes`` maps a line key to
+    what it risks, for the jeopardy score. Runs inside the caller's transaction.
+    """
+    now = timezone.now()
+    stakes = stakes or {}
+    reason = f"allocation run #{run.pk}"
+    by_key: dict[str, RaisedException] = {}
+    for condition in raised:
+        by_key.setdefault(condition.key, condition)
+
+    in_scope: dict[str, DecisionException] = {}
+    for queryset in _active_in_scope(scope_line_ids, scope_order_numbers, scope_skus):
+        for exception in queryset:
+            in_scope[exception.key] = exception
+    # A raised key may be active outside the scope's filters (an order-level one, say): fetch it too.
+    missing_keys = [key for key in by_key if key not in in_scope]
+    for chunk in _chunks(missing_keys):
+        for exception in DecisionException.objects.filter(key__in=chunk, status__in=[str(s) for s in ACTIVE_STATUSES]):
+            in_scope[exception.key] = exception
+
+    new_conditions = [c for key, c in by_key.items() if key not in in_scope]
+    orders = _ids(Order, "number", {c.order for c in new_conditions if c.order})
+    items = _ids(Item, "sku", {c.item for c in new_conditions if c.item})
+    locations = _ids(Location, "code", {c.location for c in new_conditions if c.location})
+
+    to_create = []
+    for condition in new_conditions:
+        fields = _fields_for(condition, stakes)
+        to_create.append(
+            DecisionException(
+                type=condition.type,
+                key=condition.key,
+                status=ExceptionStatus.OPEN,
+                severity=fields["jeopardy_band"],
+                message=condition.message[:500],
+                details=condition.details,
+                line_id=condition.line_key,
+                order_id=orders.get(condition.order),
+                item_id=items.get(condition.item),
+                location_id=locations.get(condition.location),
+                source=RUN_SOURCE,
+                run_id=run.pk,
+                raised_at=now,
+                updated_at=now,
+                version=1,
+                **fields,
+            )
+        )
+
+    to_update = []
+    for key, condition in by_key.items():
+        exception = in_scope.get(key)
+        if exception is None:
+            continue
+        fields = _fields_for(condition, stakes)
+        message = condition.message[:500]
+        if (
+            exception.message == message
+            and exception.details == condition.details
+            and exception.jeopardy_score == fields["jeopardy_score"]
+            and exception.jeopardy_band == fields["jeopardy_band"]
+            and exception.jeopardy_reason == fields["jeopardy_reason"]
+        ):
+            continue
+        exception.message = message
+        exception.details = condition.details
+        for name, value in fields.items():
+            setattr(exception, name, value)
+        exception.severity = fields["jeopardy_band"]
+        exception.run_id = run.pk
+        exception.updated_at = now
+        exception.version += 1
+        to_update.append(exception)
+
+    to_resolve = []
+    for key, exception in in_scope.items():
+        if key in by_key or exception.type not in RUN_EXCEPTION_TYPES:
+            continue
+        exception.status = ExceptionStatus.RESOLVED
+        exception.resolution_reason = f"no longer raised by run #{run.pk}"
+        exception.resolved_at = now
+        exception.updated_at = now
+        exception.version += 1
+        to_resolve.append(exception)
+
+    if to_resolve:
+        # Resolve first: a key resolved here may be raised again later under the one-active rule.
+        bulk_update_with_history(
+            to_resolve,
+            DecisionException,
+            ["status", "resolution_reason", "resolved_at", "updated_at", "version"],
+            batch_size=1000,
+            default_change_reason=f"auto-resolved by {reason}",
+            default_date=now,
+        )
+    if to_update:
+        bulk_update_with_history(
+            to_update,
+            DecisionException,
+            [
+                "message", "details", "jeopardy_score", "jeopardy_band", "jeopardy_reason", "value",
+                "severity", "run_id", "updated_at", "version",
+            ],
+            batch_size=1000,
+            default_change_reason=f"updated by {reason}",
+            default_date=now,
+        )
+    if to_create:
+        bulk_create_with_history(
+            to_create, DecisionException, batch_size=1000, default_change_reason=f"raised by {reason}", default_date=now
+        )
+    return SyncCounts(created=len(to_create), updated=len(to_update), resolved=len(to_resolve))
+
+
+def _ids(model, field: str, codes: set[str]) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for chunk in _chunks(sorted(codes)):
+        found.update(model.objects.filter(**{f"{field}__in": chunk}).values_list(field, "id"))
+    return found
+
