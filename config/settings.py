@@ -211,6 +211,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": crontab(hour=env_int("ALLOT_FULL_RUN_HOUR", 2), minute=0),
         "kwargs": {"trigger": "scheduled"},
     },
+    "escalate-overdue-exceptions": {
+        "task": "exceptions.tasks.escalate_overdue_task",
+        "schedule": 60.0,
+    },
 }
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).

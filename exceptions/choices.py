@@ -59,3 +59,35 @@ class ApprovalStatus(models.TextChoices):
     APPROVED = "approved"
     REJECTED = "rejected"
     CANCELLED = "cancelled"
+
+
+class OverrideReason(models.TextChoices):
+    """Why a planner overrides what the engine decided (a fixed list for reporting)."""
+
+    CUSTOMER_COMMITMENT = "customer_commitment", "Customer commitment"
+    CONTRACTUAL_PRIORITY = "contractual_priority", "Contractual priority"
+    EXPEDITE = "expedite", "Expedite / emergency"
+    STOCK_CORRECTION = "stock_correction", "Stock known to differ"
+    CONSOLIDATE_SHIPMENT = "consolidate_shipment", "Consolidate shipment"
+    QUALITY_ISSUE = "quality_issue", "Quality issue"
+
+
+class ExceptionAction(models.TextChoices):
+    """The actions a person takes on an exception (URL and API names)."""
+
+    CLAIM = "claim"
+    RELEASE = "release", "Release claim"
+    ASSIGN = "assign"
+    ACCEPT = "accept", "Accept substitution"
+    OVERRIDE = "override"
+    SPLIT = "split"
+    DEFER = "defer", "Defer promise"
+    HOLD = "hold", "Hold allocation"
+    RELEASE_TO_WAREHOUSE = "release_to_warehouse", "Release to warehouse"
+    ESCALATE = "escalate"
+    DISMISS = "dismiss"
+    COMMENT = "comment"
+
+
+APPROVAL_KIND_OVERRIDE = "exception.override"
+APPROVAL_KIND_RELEASE = "exception.release"

@@ -7,6 +7,56 @@ from simple_history.models import HistoricalRecords
 from exceptions.choices import ACTIVE_STATUSES, ApprovalStatus, ExceptionStatus, ExceptionType, Severity
 
 
+class Queue(models.Model):
+    """A work queue of exceptions for one group of people (a role), with an SLA clock.
+
+    An exception routed here is due ``sla_minutes`` after it was raised; an overdue one moves
+    to ``escalation_queue`` (when set). Exactly one queue is the default: it takes every
+    exception that no routing rule matches.
+    """
+
+    code = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=100, unique=True)
+    group = models.CharField(max_length=64, help_text="The role (Django group) that works this queue.")
+    sla_minutes = models.PositiveIntegerField(default=240)
+    escalation_queue = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="escalated_from")
+    position = models.PositiveIntegerField(default=0)
+    is_default = models.BooleanField(default=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["is_default"], condition=models.Q(is_default=True), name="queue_one_default"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RoutingRule(models.Model):
+    """Sends exceptions to a queue: rules are tried by ``position`` and the first match wins.
+
+    Every criterion left blank matches anything; ``value_band`` compares the band of the
+    exception's value (see ``exceptions.routing.value_band``).
+    """
+
+    position = models.PositiveIntegerField()
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="rules")
+    exception_type = models.CharField(max_length=32, choices=ExceptionType.choices, blank=True, default="")
+    region = models.CharField(max_length=64, blank=True, default="")
+    customer_tier = models.PositiveSmallIntegerField(null=True, blank=True)
+    customer_segment = models.CharField(max_length=64, blank=True, default="")
+    value_band = models.CharField(max_length=8, choices=Severity.choices, blank=True, default="")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["position", "id"]
+
+    def __str__(self) -> str:
+        return f"#{self.position} -> {self.queue_id}"
+
+
 class DecisionException(models.Model):
     """A decision a person must make, raised by a run, by ingestion or by an integration.
 
@@ -40,6 +90,11 @@ class DecisionException(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution_reason = models.CharField(max_length=300, blank=True, default="")
     version = models.PositiveIntegerField(default=1)
+    # Routing and the SLA clock (exceptions.routing).
+    queue = models.ForeignKey(Queue, null=True, blank=True, on_delete=models.SET_NULL, related_name="exceptions")
+    due_at = models.DateTimeField(null=True, blank=True)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
     history = HistoricalRecords()
 
     class Meta:
@@ -47,6 +102,9 @@ class DecisionException(models.Model):
         indexes = [
             models.Index(fields=["status", "type"], name="exception_status_type"),
             models.Index(fields=["status", "-jeopardy_score"], name="exception_status_jeopardy"),
+            models.Index(fields=["queue", "status", "-jeopardy_score"], name="exception_queue_jeopardy"),
+            models.Index(fields=["queue", "status", "due_at"], name="exception_queue_due"),
+            models.Index(fields=["status", "due_at"], name="exception_status_due"),
         ]
         constraints = [
             models.UniqueConstraint(
@@ -99,3 +157,54 @@ class ApprovalRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} #{self.pk} ({self.status})"
+
+
+class ExceptionComment(models.Model):
+    """A note a person left on an exception (the conversation beside the actions)."""
+
+    exception = models.ForeignKey(DecisionException, on_delete=models.CASCADE, related_name="comments")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    body = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"comment #{self.pk} on {self.exception_id}"
+
+
+class SavedView(models.Model):
+    """A person's named filter and sort of a queue, kept as the querystring of the queue page."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="saved_exception_views")
+    queue = models.ForeignKey(Queue, on_delete=models.CASCADE, related_name="saved_views")
+    name = models.CharField(max_length=80)
+    querystring = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["user", "queue", "name"], name="saved_view_unique_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class PromiseChange(models.Model):
+    """A promise date a planner deferred for an order line: the record behind the outbound
+    ``promise.changed`` message (order, line, promised_date, previous_promised_date, reason)."""
+
+    line = models.ForeignKey("allocation.OrderLine", on_delete=models.CASCADE, related_name="promise_changes")
+    exception = models.ForeignKey(DecisionException, null=True, blank=True, on_delete=models.SET_NULL, related_name="promise_changes")
+    previous_promised_date = models.DateField(null=True, blank=True)
+    promised_date = models.DateField()
+    reason = models.CharField(max_length=300)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.line_id}: {self.previous_promised_date} -> {self.promised_date}"
