@@ -52,6 +52,9 @@ class AllocationRun(models.Model):
         default=list, blank=True, help_text="Every SKU of the item groups the run covered (scope items)."
     )
     as_of = models.DateField()
+    policy_version = models.ForeignKey(
+        "policies.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="allocation_runs"
+    )
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     phase = models.CharField(max_length=200, blank=True, default="")
@@ -110,6 +113,9 @@ class LineDecisionLog(models.Model):
     constraints = models.JSONField(default=list, blank=True)
     shortfall = models.DecimalField(**QTY, default=0)
     fingerprint = models.CharField(max_length=64)
+    policy_version = models.ForeignKey(
+        "policies.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     created_at = models.DateTimeField()
 
     class Meta:
