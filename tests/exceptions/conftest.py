@@ -138,3 +138,19 @@ def world(db):
 @pytest.fixture
 def now():
     return timezone.now()
+
+
+@pytest.fixture
+def recorded_runs(monkeypatch):
+    """Replace allocation runs with a recorder, for tests about the action itself (a real run
+    would also sync exceptions raised by hand in these tests)."""
+    from allocation import services as allocation_services
+
+    calls = []
+
+    def run_incremental(skus, *, trigger="event", actor=None, as_of=None):
+        calls.append({"skus": list(skus), "trigger": trigger, "actor": actor})
+        return None
+
+    monkeypatch.setattr(allocation_services, "run_incremental", run_incremental)
+    return calls
