@@ -8,6 +8,7 @@ events, so a corrected resend with the same id is still accepted; the batch keep
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from django.conf import settings
 from django.db import models
@@ -104,6 +105,10 @@ class Event(models.Model):
         return f"{self.source_id}:{self.event_id}"
 
     @property
+    def pretty_data(self) -> str:
+        return json.dumps(self.data, indent=2, ensure_ascii=False)
+
+    @property
     def error_text(self) -> str:
         return "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in self.errors or [])
 
@@ -129,3 +134,7 @@ class DuplicateDelivery(models.Model):
 
     class Meta:
         ordering = ["-received_at", "-id"]
+
+    @property
+    def pretty_body(self) -> str:
+        return json.dumps(self.body, indent=2, ensure_ascii=False)

@@ -1,5 +1,11 @@
 from django.urls import path
 
+from integrations import views
+
 app_name = "integrations"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("events/", views.event_list, name="event_list"),
+    path("events/<int:pk>/", views.event_detail, name="event_detail"),
+    path("events/<int:pk>/retry/", views.event_retry, name="event_retry"),
+]

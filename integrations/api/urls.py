@@ -1,3 +1,8 @@
 from django.urls import path
 
-urlpatterns: list = []
+from integrations.api import views
+
+urlpatterns = [
+    path("events", views.EventCollection.as_view(), name="integrations_events"),
+    path("webhooks/<str:source>", views.webhook, name="integrations_webhook"),
+]

@@ -1,0 +1,82 @@
+"""The Events screen: stored events with filters, an event's detail, and retry."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from config import roles
+from integrations import selectors, services
+from integrations.choices import RETRYABLE_STATUSES
+from integrations.errors import EventNotRetryable
+from integrations.forms import EventFilterForm
+from integrations.models import Event
+
+EVENT_READERS = (roles.INTEGRATION, roles.PLANNER, roles.FINANCE)
+PAGE_SIZE = 50
+
+
+@roles.role_required(*EVENT_READERS)
+def event_list(request: HttpRequest) -> HttpResponse:
+    """Stored events, newest first, filterable; the HTMX request gets only the #event-rows partial."""
+    form = EventFilterForm(request.GET or None)
+    valid = form.is_valid() if request.GET else True
+    criteria = form.cleaned_data if request.GET and valid else {}
+    events = selectors.events_matching(
+        source=criteria.get("source", ""),
+        status=criteria.get("status", ""),
+        type=criteria.get("type", ""),
+        search=criteria.get("q", ""),
+    )
+    if not valid:
+        events = events.none()
+    page_obj = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page_obj": page_obj,
+        "query": query.urlencode(),
+        "filtered": any(criteria.values()) if criteria else False,
+        "valid": valid,
+        "sources": selectors.sources_with_freshness(),
+        "can_retry": roles.has_role(request.user, {roles.INTEGRATION}),
+    }
+    template = "integrations/event_list.html#event-rows" if request.htmx else "integrations/event_list.html"
+    return render(request, template, context, status=200 if valid else 400)
+
+
+def _event_or_404(pk: int) -> Event:
+    event = Event.objects.select_related("source", "batch", "retried_by").filter(pk=pk).first()
+    if event is None:
+        raise Http404("No such event.")
+    return event
+
+
+@roles.role_required(*EVENT_READERS)
+def event_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """One event: envelope, data, errors, parked references and differing duplicate deliveries."""
+    event = _event_or_404(pk)
+    context = {
+        "event": event,
+        "duplicates": list(event.duplicate_deliveries.select_related("batch")[:50]),
+        "can_retry": roles.has_role(request.user, {roles.INTEGRATION}) and event.status in RETRYABLE_STATUSES,
+    }
+    return render(request, "integrations/event_detail.html", context)
+
+
+@require_POST
+@roles.role_required(roles.INTEGRATION)
+def event_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    """Retry a failed or parked event (integration role), then show it again."""
+    event = _event_or_404(pk)
+    try:
+        services.retry_event(event.pk, actor=request.user)
+    except EventNotRetryable as error:
+        messages.error(request, str(error))
+        return redirect("integrations:event_detail", pk=event.pk)
+    event.refresh_from_db()
+    messages.success(request, f"Event {event.source.code}:{event.event_id} was retried; it is now {event.status}.")
+    return redirect("integrations:event_detail", pk=event.pk)
