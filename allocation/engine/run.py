@@ -11,18 +11,14 @@ keeps, so the supply it gave back is free for every line in rank order.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
 
 from allocation.engine.groups import item_groups
-from allocation.engine.scoring import (
-    effective_strategy,
-    rank_key_for,
-    score,
-    score_value,
-)
+from allocation.engine.scoring import FactorCache, effective_strategy, rank_key_for, score_parts
 from allocation.engine.types import (
     AllocationDecision,
     EngineInput,
@@ -44,12 +40,22 @@ PoolKey = tuple[str, str, str | None]  # (item, location, supply ref or None for
 QuotaKey = tuple[int, str]  # (quota index, period key)
 
 
+_FORMATTED: dict[Decimal, str] = {}
+
+
 def fmt_quantity(quantity: Decimal) -> str:
     """A quantity without exponent or trailing zeros: ``Decimal('60.00')`` → ``'60'``."""
-    text = format(quantity, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text if text not in ("", "-0") else "0"
+    text = _FORMATTED.get(quantity)
+    if text is None:
+        text = format(quantity, "f")
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        if text in ("", "-0"):
+            text = "0"
+        if len(_FORMATTED) < 100000:
+            # Equal decimals hash alike and format alike once trailing zeros go.
+            _FORMATTED[quantity] = text
+    return text
 
 
 def period_key(period: str, day: date) -> str:
@@ -147,20 +153,20 @@ class _LineState:
     """Everything a run tracks for one line while it allocates."""
 
     __slots__ = (
-        "line", "rank", "key", "score", "strategy", "candidates", "min_confidence",
+        "line", "rank", "key", "score", "values", "weights", "strategy", "candidates", "min_confidence",
         "max_split", "substitutes_allowed", "needs_approval", "existing", "fixed", "fixed_quantity",
         "held", "held_before", "substitute_reserved", "total", "takes", "taken", "locations",
         "dimensions", "quota_cache", "match_cache", "split_blocked", "protections_blocked",
         "quotas_blocked", "low_confidence", "notes", "unit_blocked",
     )
 
-    def __init__(self, line: Line, rank: int, key: tuple, line_score: float,
+    def __init__(self, line: Line, rank: int, key: tuple, scored: tuple,
                  candidates: tuple[str, ...], existing: list[ExistingAllocation]) -> None:
         settings = line.settings
         self.line = line
         self.rank = rank
         self.key = key
-        self.score = line_score
+        self.score, self.values, self.weights = scored
         self.strategy = effective_strategy(line)
         self.candidates = candidates
         self.min_confidence = settings.inbound_min_confidence
@@ -168,13 +174,16 @@ class _LineState:
         self.substitutes_allowed = line.allow_substitute and settings.allow_substitutes
         self.needs_approval = settings.substitute_needs_approval
         self.existing = existing
-        self.fixed = [alloc for alloc in existing if alloc.state in FIXED_STATES]
-        self.fixed_quantity = sum((alloc.quantity for alloc in self.fixed), ZERO)
+        self.fixed = []
+        self.fixed_quantity = ZERO
         held: dict[PoolKey, Decimal] = {}
         substitute_reserved: dict[PoolKey, Decimal] = {}
-        held_before = self.fixed_quantity
+        held_before = ZERO
         for alloc in existing:
             if alloc.state in FIXED_STATES:
+                self.fixed.append(alloc)
+                self.fixed_quantity += alloc.quantity
+                held_before += alloc.quantity
                 continue
             pool_key = (alloc.item, alloc.location, alloc.supply_ref)
             held[pool_key] = held.get(pool_key, ZERO) + alloc.quantity
@@ -194,13 +203,19 @@ class _LineState:
         self.total = self.fixed_quantity
         self.takes: list[_Take] = []
         self.taken: dict[PoolKey, Decimal] = {}
-        self.locations = {alloc.location for alloc in self.fixed}
+        self.locations = {alloc.location for alloc in self.fixed} if self.fixed else set()
         self.split_blocked = False
-        self.protections_blocked: dict[int, _ProtectedStock] = {}
-        self.quotas_blocked: dict[QuotaKey, None] = {}
-        self.low_confidence: dict[str, float] = {}
-        self.notes: list[str] = []
+        # Explanations are rare: their containers are made on first use.
+        self.protections_blocked: dict[int, _ProtectedStock] | None = None
+        self.quotas_blocked: dict[QuotaKey, None] | None = None
+        self.low_confidence: dict[str, float] | None = None
+        self.notes: list[str] | None = None
         self.unit_blocked: tuple[int, ...] | None = None
+
+    def note(self, text: str) -> None:
+        if self.notes is None:
+            self.notes = []
+        self.notes.append(text)
 
     def matches(self, protection_index: int, scope: tuple[tuple[str, str], ...]) -> bool:
         cached = self.match_cache.get(protection_index)
@@ -386,6 +401,8 @@ def _confident(run: _Run, state: _LineState, pools: list[_Pool], on_time: bool) 
             continue
         if pool.confidence < minimum:
             if pool.free > 0:
+                if state.low_confidence is None:
+                    state.low_confidence = {}
                 state.low_confidence[pool.ref] = pool.confidence
             continue
         chosen.append(pool)
@@ -439,6 +456,8 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) 
                 matched.append(stock)
                 available += stock.remaining
             else:
+                if state.protections_blocked is None:
+                    state.protections_blocked = {}
                 state.protections_blocked[protection.index] = stock
     if available <= 0:
         return ZERO
@@ -450,6 +469,8 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) 
             room = run.quota_room(key)
             if room < quantity:
                 quantity = room
+                if state.quotas_blocked is None:
+                    state.quotas_blocked = {}
                 state.quotas_blocked[key] = None
         if quantity <= 0:
             return ZERO
@@ -594,7 +615,7 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
                 if state.takes:
                     if _rollback(run, state):
                         lost_keeps.add(line.key)
-                state.notes.append(
+                state.note(
                     f"allow_partial=false: {fmt_quantity(line.quantity)} not coverable, nothing allocated"
                 )
         if len(unit) > 1 or unit[0].line.ship_complete:
@@ -605,7 +626,7 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
                     state.unit_blocked = short_lines
                     if _rollback(run, state):
                         lost_keeps.update(member.line.key for member in unit)
-                    state.notes.append(
+                    state.note(
                         f"ship_complete order {state.line.order} blocked: line(s) "
                         + ", ".join(str(member.line.line) for member in short)
                         + " not fully coverable"
@@ -615,12 +636,7 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
 
 # -- results -------------------------------------------------------------------------------
 
-
-def _confirmed(state: _LineState, pool: _Pool, as_of: date) -> date:
-    requested = state.line.requested_date
-    if pool.inbound:
-        return requested if requested >= pool.eta else pool.eta
-    return requested if requested >= as_of else as_of
+_NO_CONSTRAINTS: tuple[str, ...] = ()
 
 
 def _step_label(state: _LineState, pool: _Pool) -> str:
@@ -630,10 +646,26 @@ def _step_label(state: _LineState, pool: _Pool) -> str:
     return kind
 
 
-def _decide(run: _Run, state: _LineState) -> tuple[LineDecision, list[RaisedException]]:
+def _path_entry(state: _LineState, take: _Take) -> str:
+    pool = take.pool
+    label = f"kept {_step_label(state, pool)}" if take.kept else _step_label(state, pool)
+    if pool.inbound:
+        label = (f"{label} {pool.ref} {pool.location} {pool.item} {fmt_quantity(take.quantity)}"
+                 f" eta {pool.eta.isoformat()}")
+    else:
+        label = f"{label} {pool.location} {pool.item} {fmt_quantity(take.quantity)}"
+    if take.state == "proposed":
+        label += " (proposed)"
+    return label
+
+
+def _decide(run: _Run, state: _LineState, factor_cache: FactorCache) -> LineDecision:
+    """The decision of one line once its group is allocated."""
     as_of = run.as_of
     line = state.line
     line_key = line.key
+    requested = line.requested_date
+    on_hand_date = requested if requested >= as_of else as_of
     allocations: list[AllocationDecision] = []
     path: list[str] = []
     for alloc in state.fixed:
@@ -642,50 +674,59 @@ def _decide(run: _Run, state: _LineState) -> tuple[LineDecision, list[RaisedExce
             alloc.confirmed_date, alloc.state, alloc.id,
         ))
         path.append(f"fixed {alloc.state} {alloc.location} {alloc.item} {fmt_quantity(alloc.quantity)}")
-    merged: dict[tuple, list] = {}
-    for take in state.takes:
-        pool = take.pool
-        label = f"{'kept ' if take.kept else ''}{_step_label(state, pool)}"
-        if pool.inbound:
-            label += f" {pool.ref} {pool.location} {pool.item} {fmt_quantity(take.quantity)} eta {pool.eta.isoformat()}"
-        else:
-            label += f" {pool.location} {pool.item} {fmt_quantity(take.quantity)}"
-        if take.state == "proposed":
-            label += " (proposed)"
-        path.append(label)
-        slot = merged.get((pool.key, take.state))
-        if slot is None:
-            merged[(pool.key, take.state)] = [pool, take.quantity, take.state]
-        else:
-            slot[1] += take.quantity
-    if merged:
-        unchanged: dict[tuple, list[int]] = {}
-        for alloc in state.existing:
-            if alloc.state not in FIXED_STATES:
-                unchanged.setdefault(
-                    (alloc.item, alloc.location, alloc.supply_ref, alloc.state, alloc.quantity,
-                     alloc.confirmed_date), []
-                ).append(alloc.id)
+    takes = state.takes
+    if takes:
+        merged: dict[tuple, list] = {}
+        for take in takes:
+            path.append(_path_entry(state, take))
+            slot = merged.get((take.pool.key, take.state))
+            if slot is None:
+                merged[(take.pool.key, take.state)] = [take.pool, take.quantity, take.state]
+            else:
+                slot[1] += take.quantity
+        unchanged: dict[tuple, list[int]] | None = None
+        if len(state.existing) > len(state.fixed):
+            unchanged = {}
+            for alloc in state.existing:
+                if alloc.state not in FIXED_STATES:
+                    unchanged.setdefault(
+                        (alloc.item, alloc.location, alloc.supply_ref, alloc.state, alloc.quantity,
+                         alloc.confirmed_date), []
+                    ).append(alloc.id)
         for pool, quantity, alloc_state in merged.values():
-            confirmed = _confirmed(state, pool, as_of)
-            ids = unchanged.get((pool.item, pool.location, pool.ref, alloc_state, quantity, confirmed))
+            if pool.inbound:
+                confirmed = requested if requested >= pool.eta else pool.eta
+            else:
+                confirmed = on_hand_date
+            existing_id = None
+            if unchanged is not None:
+                ids = unchanged.get((pool.item, pool.location, pool.ref, alloc_state, quantity, confirmed))
+                if ids:
+                    existing_id = ids.pop(0)
             allocations.append(AllocationDecision(
                 line_key, pool.item, pool.location, pool.ref, quantity, confirmed, alloc_state,
-                ids.pop(0) if ids else None,
+                existing_id,
             ))
     quantity = line.quantity
     total = state.total
     shortfall = quantity - total if total < quantity else ZERO
-    constraints = _constraints(run, state, shortfall)
-    fingerprint = _fingerprint(state, allocations)
-    score_total, factors = score(line, as_of)
-    decision = LineDecision(
-        line_key=line_key, rank=state.rank, rank_key=state.key, score=score_total,
-        factors=factors, strategy=state.strategy, priority_class=line.settings.priority_class,
-        allocations=tuple(allocations), path=tuple(path), constraints=tuple(constraints),
-        shortfall=shortfall, fingerprint=fingerprint,
+    if shortfall > 0 or state.notes or line.credit_hold or state.strategy == "lose":
+        constraints = tuple(_constraints(run, state, shortfall))
+    else:
+        constraints = _NO_CONSTRAINTS
+    parts = [state.strategy, str(line.settings.priority_class)]
+    for alloc in allocations:
+        parts.append(
+            f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
+            f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
+        )
+    fingerprint = hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
+    return LineDecision(
+        line_key, state.rank, state.key, state.score,
+        factor_cache.factors(state.values, state.weights), state.strategy,
+        line.settings.priority_class, tuple(allocations), tuple(path), constraints, shortfall,
+        fingerprint,
     )
-    return decision, _line_exceptions(state, decision, as_of)
 
 
 def _constraints(run: _Run, state: _LineState, shortfall: Decimal) -> list[str]:
@@ -697,39 +738,40 @@ def _constraints(run: _Run, state: _LineState, shortfall: Decimal) -> list[str]:
         found.append("strategy lose: allocation released")
     if shortfall <= 0 and not state.notes:
         return found
+    ceiling_reasons = len(found)
     if state.strategy == "fill" and not line.credit_hold and state.held_before < line.quantity:
         found.append(f"strategy fill: ceiling {fmt_quantity(state.held_before)} (held before the run)")
-    found.extend(state.notes)
+        ceiling_reasons += 1
+    if state.notes:
+        found.extend(state.notes)
     if state.split_blocked:
         found.append(f"max_split_locations={state.max_split} reached")
-    for index in sorted(state.protections_blocked):
-        protection = state.protections_blocked[index].protection
+    if state.protections_blocked:
+        for index in sorted(state.protections_blocked):
+            protection = state.protections_blocked[index].protection
+            found.append(
+                f"protection #{index} at {protection.location} reserves "
+                f"{fmt_quantity(protection.quantity)} for {scope_text(protection.scope)}"
+                f" ({protection.sku})"
+            )
+    if state.quotas_blocked:
+        for quota_index, key in state.quotas_blocked:
+            found.append(f"quota #{quota_index} {run.quota_period[quota_index]} {key} exhausted")
+    if state.low_confidence:
+        for ref in sorted(state.low_confidence):
+            found.append(
+                f"inbound {ref} confidence {state.low_confidence[ref]:g} "
+                f"below {state.min_confidence:g}"
+            )
+    if shortfall > 0 and len(found) == ceiling_reasons:
         found.append(
-            f"protection #{index} at {protection.location} reserves {fmt_quantity(protection.quantity)}"
-            f" for {scope_text(protection.scope)} ({protection.sku})"
+            f"no more supply of {line.item} at {', '.join(state.candidates) or 'any location'}"
         )
-    for quota_index, key in state.quotas_blocked:
-        found.append(f"quota #{quota_index} {run.quota_period[quota_index]} {key} exhausted")
-    for ref in sorted(state.low_confidence):
-        found.append(
-            f"inbound {ref} confidence {state.low_confidence[ref]:g} below {state.min_confidence:g}"
-        )
-    if shortfall > 0 and len(found) == (1 if line.credit_hold else 0) + (state.strategy == "lose"):
-        found.append(f"no more supply of {line.item} at {', '.join(state.candidates) or 'any location'}")
     return found
 
 
-def _fingerprint(state: _LineState, allocations: list[AllocationDecision]) -> str:
-    parts = [state.strategy, str(state.line.settings.priority_class)]
-    for alloc in allocations:
-        parts.append(
-            f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
-            f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
-        )
-    return hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
-
-
-def _line_exceptions(state: _LineState, decision: LineDecision, as_of: date) -> list[RaisedException]:
+def _line_exceptions(state: _LineState, decision: LineDecision) -> list[RaisedException]:
+    """The exceptions one line raises (allocation.md, "Exceptions a run raises")."""
     line = state.line
     quantity = line.quantity
     due = line.promised_date or line.requested_date
@@ -739,18 +781,53 @@ def _line_exceptions(state: _LineState, decision: LineDecision, as_of: date) -> 
     covered_by_due = ZERO
     reserved_after = ZERO
     reserved_after_by_due = ZERO
-    proposed: list[AllocationDecision] = []
+    proposed: list[AllocationDecision] | None = None
     for alloc in decision.allocations:
-        if latest is None or alloc.confirmed_date > latest:
-            latest = alloc.confirmed_date
-        if alloc.confirmed_date <= due:
+        confirmed = alloc.confirmed_date
+        if latest is None or confirmed > latest:
+            latest = confirmed
+        on_time = confirmed <= due
+        if on_time:
             covered_by_due += alloc.quantity
         if alloc.state in RESERVED_STATES:
             reserved_after += alloc.quantity
-            if alloc.confirmed_date <= due:
+            if on_time:
                 reserved_after_by_due += alloc.quantity
         elif alloc.state == "proposed":
+            if proposed is None:
+                proposed = []
             proposed.append(alloc)
+    at_risk = shortfall > 0 or (latest is not None and latest > due)
+    below_floor = None
+    if not line.credit_hold:
+        strategy = state.strategy
+        if strategy == "win" and covered_by_due < quantity:
+            below_floor = (f"win floor: {fmt_quantity(quantity)} by {due.isoformat()}, "
+                           f"{fmt_quantity(covered_by_due)} confirmed by then")
+        elif strategy == "gain" and total < min(state.held_before, quantity):
+            below_floor = (f"gain floor: held {fmt_quantity(min(state.held_before, quantity))} "
+                           f"before the run, {fmt_quantity(total)} now")
+        elif line.customer_tier == 1 and shortfall > 0:
+            below_floor = f"tier-1 customer line short by {fmt_quantity(shortfall)}"
+    floor_pct = line.settings.margin_floor_pct
+    margin_pct = _margin_pct(line) if floor_pct is not None else 0.0
+    below_margin = floor_pct is not None and margin_pct < floor_pct
+    reversed_numbers = None
+    if state.existing:
+        reserved_before = ZERO
+        reserved_before_by_due = ZERO
+        for alloc in state.existing:
+            if alloc.state in RESERVED_STATES:
+                reserved_before += alloc.quantity
+                if alloc.confirmed_date <= due:
+                    reserved_before_by_due += alloc.quantity
+        if reserved_after < reserved_before or reserved_after_by_due < reserved_before_by_due:
+            reversed_numbers = (reserved_before, reserved_after, reserved_before_by_due,
+                                reserved_after_by_due)
+    split = state.split_blocked and shortfall > 0
+    if not (at_risk or below_floor or proposed or below_margin or reversed_numbers or split):
+        return []
+
     base = {
         "ordered": fmt_quantity(quantity),
         "covered": fmt_quantity(total),
@@ -764,6 +841,7 @@ def _line_exceptions(state: _LineState, decision: LineDecision, as_of: date) -> 
         "reasons": list(decision.constraints),
     }
     first_location = decision.allocations[0].location if decision.allocations else line.ship_from
+    where = f"{line.order}/{line.line} {line.item}"
     raised: list[RaisedException] = []
 
     def add(kind: str, message: str, **extra) -> None:
@@ -772,20 +850,8 @@ def _line_exceptions(state: _LineState, decision: LineDecision, as_of: date) -> 
             item=line.item, location=first_location, message=message, details={**base, **extra},
         ))
 
-    where = f"{line.order}/{line.line} {line.item}"
-    at_risk = shortfall > 0 or (latest is not None and latest > due)
-    if not line.credit_hold:
-        below_floor = None
-        if state.strategy == "win" and covered_by_due < quantity:
-            below_floor = (f"win floor: {fmt_quantity(quantity)} by {due.isoformat()}, "
-                           f"{fmt_quantity(covered_by_due)} confirmed by then")
-        elif state.strategy == "gain" and total < min(state.held_before, quantity):
-            below_floor = (f"gain floor: held {fmt_quantity(min(state.held_before, quantity))} "
-                           f"before the run, {fmt_quantity(total)} now")
-        elif line.customer_tier == 1 and shortfall > 0:
-            below_floor = f"tier-1 customer line short by {fmt_quantity(shortfall)}"
-        if below_floor is not None:
-            add("priority_shortage", f"{where}: {below_floor}", floor=below_floor)
+    if below_floor is not None:
+        add("priority_shortage", f"{where}: {below_floor}", floor=below_floor)
     if at_risk:
         summary = (f"{fmt_quantity(total)} of {fmt_quantity(quantity)} covered"
                    + (f", confirmed {latest.isoformat()}" if latest else "")
@@ -806,33 +872,20 @@ def _line_exceptions(state: _LineState, decision: LineDecision, as_of: date) -> 
                 for alloc in proposed
             ],
         )
-    floor_pct = line.settings.margin_floor_pct
-    if floor_pct is not None:
-        margin_pct = _margin_pct(line)
-        if margin_pct < floor_pct:
-            add("margin_below_floor",
-                f"{where}: margin {margin_pct:.2f}% below floor {floor_pct:g}%",
-                margin_pct=round(margin_pct, 4), margin_floor_pct=floor_pct)
-    if state.existing:
-        reserved_before = ZERO
-        reserved_before_by_due = ZERO
-        for alloc in state.existing:
-            if alloc.state in RESERVED_STATES:
-                reserved_before += alloc.quantity
-                if alloc.confirmed_date <= due:
-                    reserved_before_by_due += alloc.quantity
-        if reserved_after < reserved_before or reserved_after_by_due < reserved_before_by_due:
-            add(
-                "allocation_reversed",
-                f"{where}: reserved {fmt_quantity(reserved_before)} → {fmt_quantity(reserved_after)}, "
-                f"by {due.isoformat()} {fmt_quantity(reserved_before_by_due)} → "
-                f"{fmt_quantity(reserved_after_by_due)}",
-                reserved_before=fmt_quantity(reserved_before),
-                reserved_after=fmt_quantity(reserved_after),
-                reserved_by_due_before=fmt_quantity(reserved_before_by_due),
-                reserved_by_due_after=fmt_quantity(reserved_after_by_due),
-            )
-    if state.split_blocked and shortfall > 0:
+    if below_margin:
+        add("margin_below_floor", f"{where}: margin {margin_pct:.2f}% below floor {floor_pct:g}%",
+            margin_pct=round(margin_pct, 4), margin_floor_pct=floor_pct)
+    if reversed_numbers is not None:
+        before, after, before_by_due, after_by_due = reversed_numbers
+        add(
+            "allocation_reversed",
+            f"{where}: reserved {fmt_quantity(before)} → {fmt_quantity(after)}, "
+            f"by {due.isoformat()} {fmt_quantity(before_by_due)} → {fmt_quantity(after_by_due)}",
+            reserved_before=fmt_quantity(before), reserved_after=fmt_quantity(after),
+            reserved_by_due_before=fmt_quantity(before_by_due),
+            reserved_by_due_after=fmt_quantity(after_by_due),
+        )
+    if split:
         add("split_limit",
             f"{where}: needs more than {state.max_split} location(s), short {fmt_quantity(shortfall)}",
             max_split_locations=state.max_split, locations=sorted(state.locations))
@@ -847,6 +900,31 @@ def _margin_pct(line: Line) -> float:
     return (price - cost) / price * 100.0
 
 
+def _ship_complete_exception(order: str, members: list[_LineState]) -> RaisedException:
+    short = list(members[0].unit_blocked or ())
+    lines = [
+        {"line": state.line.line, "item": state.line.item, "ordered": fmt_quantity(state.line.quantity),
+         "coverable": state.line.line not in short}
+        for state in members
+    ]
+    reasons: list[str] = []
+    for state in members:
+        prefix = f"{state.line.order}/{state.line.line}"
+        if state.split_blocked:
+            reasons.append(f"{prefix}: max_split_locations={state.max_split} reached")
+        for index in sorted(state.protections_blocked or ()):
+            reasons.append(f"{prefix}: protection #{index}")
+        for quota_index, key in state.quotas_blocked or ():
+            reasons.append(f"{prefix}: quota #{quota_index} {key} exhausted")
+    return RaisedException(
+        type="ship_complete_blocked", key=f"ship_complete_blocked:{order}", line_key=None,
+        order=order, item=None, location=None,
+        message=(f"{order}: ship-complete order blocked, line(s) {', '.join(map(str, short))} "
+                 "cannot be fully covered"),
+        details={"lines": lines, "short_lines": short, "reasons": reasons},
+    )
+
+
 def allocate(inp: EngineInput) -> EngineResult:
     """Run the allocation on ``inp`` and return every line's decision and the exceptions.
 
@@ -855,7 +933,20 @@ def allocate(inp: EngineInput) -> EngineResult:
     held, and the rest of the supply goes to lines in rank order up to each
     strategy's ceiling, within sourcing, split, partial, ship-complete, protection
     and quota limits. Existing allocations of lines not in ``inp.lines`` are ignored.
+    Decisions come back in rank order; exceptions in the order of their lines, a
+    blocked ship-complete order's after its last line.
     """
+    # A run makes many small acyclic objects; cyclic collections in between only cost time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _allocate(inp)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _allocate(inp: EngineInput) -> EngineResult:
     as_of = inp.as_of
     run = _Run(inp)
     existing_by_line: dict[int, list[ExistingAllocation]] = {}
@@ -864,8 +955,8 @@ def allocate(inp: EngineInput) -> EngineResult:
             existing_by_line.setdefault(alloc.line_key, []).append(alloc)
     ranked = []
     for line in inp.lines:
-        line_score = score_value(line, as_of)
-        ranked.append((rank_key_for(line, line_score), line_score, line))
+        scored = score_parts(line, as_of)
+        ranked.append((rank_key_for(line, scored[0]), scored, line))
     ranked.sort(key=lambda entry: entry[0])
     # Ship-complete orders are one unit, at the rank of their highest-ranked line.
     units: list[list[tuple]] = []
@@ -880,20 +971,17 @@ def allocate(inp: EngineInput) -> EngineResult:
             unit.append(entry)
         else:
             units.append([entry])
-    group_of: dict[str, int] = {}
     groups = item_groups(inp.items, inp.lines, inp.quotas)
-    for index, members in enumerate(groups):
-        for sku in members:
-            group_of[sku] = index
+    group_of: dict[str, int] = {sku: index for index, members in enumerate(groups) for sku in members}
     group_units: dict[int, list[list[_LineState]]] = {}
     states: list[_LineState] = []
-    rank = 0
+    no_existing: list[ExistingAllocation] = []
+    candidates = run.candidates
     for unit in units:
         unit_states = []
-        for key, line_score, line in unit:
-            rank += 1
-            state = _LineState(line, rank, key, line_score, run.candidates(line),
-                               existing_by_line.get(line.key, []))
+        for key, scored, line in unit:
+            state = _LineState(line, len(states) + 1, key, scored, candidates(line),
+                               existing_by_line.get(line.key, no_existing))
             unit_states.append(state)
             states.append(state)
         group_units.setdefault(group_of[unit[0][2].item], []).append(unit_states)
@@ -904,45 +992,17 @@ def allocate(inp: EngineInput) -> EngineResult:
             if not lost:
                 break
             no_keep |= lost
+    factor_cache = FactorCache()
     decisions: list[LineDecision] = []
     exceptions: list[RaisedException] = []
-    blocked_orders: dict[str, list[_LineState]] = {}
+    blocked: dict[str, list[_LineState]] = {}
     for state in states:
-        decision, raised = _decide(run, state)
+        decision = _decide(run, state, factor_cache)
         decisions.append(decision)
-        exceptions.extend(raised)
+        exceptions.extend(_line_exceptions(state, decision))
         if state.unit_blocked is not None:
-            blocked_orders.setdefault(state.line.order, []).append(state)
-    for order, members in blocked_orders.items():
-        exceptions.append(_ship_complete_exception(order, members))
+            members = blocked.setdefault(state.line.order, [])
+            members.append(state)
+            if len(members) == len(order_units[state.line.order]):
+                exceptions.append(_ship_complete_exception(state.line.order, members))
     return EngineResult(lines=tuple(decisions), exceptions=tuple(exceptions))
-
-
-def _ship_complete_exception(order: str, members: list[_LineState]) -> RaisedException:
-    short = list(members[0].unit_blocked or ())
-    lines = []
-    for state in members:
-        line = state.line
-        lines.append({
-            "line": line.line, "item": line.item, "ordered": fmt_quantity(line.quantity),
-            "coverable": line.line not in short,
-        })
-    return RaisedException(
-        type="ship_complete_blocked", key=f"ship_complete_blocked:{order}", line_key=None,
-        order=order, item=None, location=None,
-        message=f"{order}: ship-complete order blocked, line(s) {', '.join(map(str, short))} "
-                "cannot be fully covered",
-        details={"lines": lines, "short_lines": short,
-                 "reasons": sorted({c for state in members for c in _unit_reasons(state)})},
-    )
-
-
-def _unit_reasons(state: _LineState) -> list[str]:
-    reasons = []
-    if state.split_blocked:
-        reasons.append(f"{state.line.order}/{state.line.line}: max_split_locations={state.max_split} reached")
-    for index in state.protections_blocked:
-        reasons.append(f"{state.line.order}/{state.line.line}: protection #{index}")
-    for quota_index, key in state.quotas_blocked:
-        reasons.append(f"{state.line.order}/{state.line.line}: quota #{quota_index} {key} exhausted")
-    return reasons

@@ -81,12 +81,39 @@ def score(line: Line, as_of: date) -> tuple[float, tuple[Factor, ...]]:
 
 def score_value(line: Line, as_of: date) -> float:
     """The score alone, without building ``Factor`` objects (hot path)."""
+    return score_parts(line, as_of)[0]
+
+
+def score_parts(line: Line, as_of: date) -> tuple[float, tuple[float, ...], tuple[float, ...]]:
+    """``(score, factor values, weights)``: what :func:`score` reports, as plain floats."""
     weights = _weight_vector(line.settings.weights)
     values = factor_values(line, as_of)
     total = 0.0
     for weight, value in zip(weights, values):
         total += weight * value
-    return total
+    return total, values, weights
+
+
+class FactorCache:
+    """Shares equal ``Factor`` values between lines: most factors take few distinct values."""
+
+    __slots__ = ("cache",)
+
+    def __init__(self) -> None:
+        self.cache: dict[tuple[int, float, float], Factor] = {}
+
+    def factors(self, values: tuple[float, ...], weights: tuple[float, ...]) -> tuple[Factor, ...]:
+        cache = self.cache
+        out = []
+        for index in range(len(FACTOR_NAMES)):
+            value = values[index]
+            weight = weights[index]
+            key = (index, value, weight)
+            factor = cache.get(key)
+            if factor is None:
+                factor = cache[key] = Factor(FACTOR_NAMES[index], value, weight, weight * value)
+            out.append(factor)
+        return tuple(out)
 
 
 def rank_key_for(line: Line, line_score: float) -> tuple:
