@@ -66,7 +66,7 @@ def test(extra: list[str]) -> None:
     ensure_venv("[test]")
     base_env = {"DATABASE_URL": "", "REDIS_URL": "", "CELERY_BROKER_URL": "", "DJANGO_ALLOW_ASYNC_UNSAFE": "true"}
     print("\n=== SQLite, tasks in-process ===", flush=True)
-    code = run(str(PY), "-m", "pytest", "-q", "-p", "no:randomly", *extra, env=base_env, check=False)
+    code = run(str(PY), "-m", "pytest", "-q", *extra, env=base_env, check=False)
     if answers("127.0.0.1", 5432) and answers("127.0.0.1", 6379):
         print("\n=== PostgreSQL + Redis + Celery worker ===", flush=True)
         pg_env = {**base_env, "DATABASE_URL": PG_URL, "REDIS_URL": REDIS_TEST_URL}
