@@ -1,0 +1,87 @@
+"""Read endpoints of the allocation domain: items, locations, customers, orders, inventory, supply.
+
+Readers only (the integration service account pushes events, it does not read them back
+here). Querysets come from ``allocation.selectors`` and filters from ``allocation.forms``, so
+the screens and the API show the same figures and accept the same filters.
+"""
+from __future__ import annotations
+
+from rest_framework import mixins, viewsets
+
+from allocation import selectors
+from allocation.api import serializers
+from allocation.forms import (
+    CustomerFilter,
+    InventoryFilter,
+    ItemFilter,
+    LocationFilter,
+    OrderFilter,
+    SupplyFilter,
+)
+from config.roles import READERS, RolePermission
+
+# Business codes may hold dots (the router default forbids them); never a slash.
+CODE = r"[^/]+"
+
+
+class ReadOnly(viewsets.ReadOnlyModelViewSet):
+    """A list and a detail by business code, for reader roles."""
+
+    permission_classes = [RolePermission]
+    required_roles = {"GET": READERS}
+    lookup_value_regex = CODE
+
+
+class ItemViewSet(ReadOnly):
+    """Items with their substitutes in priority order."""
+
+    queryset = selectors.item_rows()
+    serializer_class = serializers.ItemSerializer
+    filterset_class = ItemFilter
+    lookup_field = "sku"
+
+
+class LocationViewSet(ReadOnly):
+    """Warehouses, hubs and stores."""
+
+    queryset = selectors.location_rows()
+    serializer_class = serializers.LocationSerializer
+    filterset_class = LocationFilter
+    lookup_field = "code"
+
+
+class CustomerViewSet(ReadOnly):
+    """Customers with tier, segment, region, home location and credit hold."""
+
+    queryset = selectors.customer_rows()
+    serializer_class = serializers.CustomerSerializer
+    filterset_class = CustomerFilter
+    lookup_field = "code"
+
+
+class OrderViewSet(ReadOnly):
+    """Orders with their figures and nested lines (each with its allocations)."""
+
+    queryset = selectors.order_api_rows()
+    serializer_class = serializers.OrderSerializer
+    filterset_class = OrderFilter
+    lookup_field = "number"
+
+
+class InventoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    """Stock positions per item and location with available, allocated and free stock."""
+
+    permission_classes = [RolePermission]
+    required_roles = {"GET": READERS}
+    queryset = selectors.inventory_rows()
+    serializer_class = serializers.InventorySerializer
+    filterset_class = InventoryFilter
+
+
+class SupplyViewSet(ReadOnly):
+    """Inbound supply with allocation and the latest receipt (days late)."""
+
+    queryset = selectors.supply_rows()
+    serializer_class = serializers.SupplySerializer
+    filterset_class = SupplyFilter
+    lookup_field = "ref"
