@@ -81,3 +81,9 @@ def apply_with_hooks(django_capture_on_commit_callbacks):
         return result, summary
 
     return run
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Persona users are created per test; a cheap hasher keeps the role matrices quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
