@@ -36,6 +36,7 @@ from allocation.models import (
 from exceptions.run_sync import LineStake, SyncCounts, sync_run_exceptions
 
 FIXED_STATES = frozenset({AllocationState.RELEASED, AllocationState.PINNED})
+RESERVED_STATES = frozenset({AllocationState.RESERVED, *FIXED_STATES})
 CHUNK = 5000
 JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints"})
 
@@ -217,6 +218,7 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
         if fact is None:
             continue
         dates = [a.confirmed_date for a in decision.allocations]
+        reserved = [a for a in decision.allocations if a.state in RESERVED_STATES]
         stakes[decision.line_key] = LineStake(
             tier=fact["tier"],
             penalty_per_day=fact["penalty"],
@@ -225,6 +227,8 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             promised=fact["promised"],
             latest_confirmed=max(dates) if dates else None,
             uncovered=decision.shortfall,
+            reserved=sum((a.quantity for a in reserved), Decimal(0)),
+            reserved_by_due=sum((a.quantity for a in reserved if a.confirmed_date <= fact["due"]), Decimal(0)),
         )
     return stakes
 

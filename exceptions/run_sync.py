@@ -6,7 +6,10 @@
 - a raised condition whose active exception exists updates that same row when its message,
   details or jeopardy changed (``version`` + 1), so a planner's claim or notes stay on it;
 - an active run-type exception in the run's scope that was not raised again is resolved,
-  with the reason "no longer raised by run #N".
+  with the reason "no longer raised by run #N". ``allocation_reversed`` is the exception:
+  it reports a change between two runs, which the next run never raises again, so it stays
+  open until the line holds again what it held before the reversal (or is no longer open);
+  raised again while open, it keeps the highest "before" quantities.
 
 Every write goes through simple-history's bulk helpers, so the history records each one.
 """
@@ -28,6 +31,8 @@ from exceptions.jeopardy import jeopardy
 from exceptions.models import DecisionException
 
 CHUNK = 5000
+REVERSED = "allocation_reversed"
+REVERSED_BEFORE_KEYS = ("reserved_before", "reserved_by_due_before")
 UNCOVERED_DAYS_LATE = 30  # quantity nothing covers counts as a month late in the jeopardy score
 RUN_SOURCE = "allocation"
 
@@ -50,6 +55,8 @@ class LineStake:
     promised: dt.date | None
     latest_confirmed: dt.date | None
     uncovered: Decimal
+    reserved: Decimal = Decimal(0)
+    reserved_by_due: Decimal = Decimal(0)
 
 
 def _chunks(values: list, size: int = CHUNK):
@@ -173,16 +180,19 @@ def sync_run_exceptions(
             continue
         fields = _fields_for(condition, stakes)
         message = condition.message[:500]
+        details = condition.details
+        if condition.type == REVERSED:
+            details = _keep_highest_before(exception.details, details)
         if (
             exception.message == message
-            and exception.details == condition.details
+            and exception.details == details
             and exception.jeopardy_score == fields["jeopardy_score"]
             and exception.jeopardy_band == fields["jeopardy_band"]
             and exception.jeopardy_reason == fields["jeopardy_reason"]
         ):
             continue
         exception.message = message
-        exception.details = condition.details
+        exception.details = details
         for name, value in fields.items():
             setattr(exception, name, value)
         exception.severity = fields["jeopardy_band"]
@@ -194,6 +204,8 @@ def sync_run_exceptions(
     to_resolve = []
     for key, exception in in_scope.items():
         if key in by_key or exception.type not in RUN_EXCEPTION_TYPES:
+            continue
+        if exception.type == REVERSED and not _reversal_restored(exception, stakes):
             continue
         exception.status = ExceptionStatus.RESOLVED
         exception.resolution_reason = f"no longer raised by run #{run.pk}"
@@ -229,6 +241,32 @@ def sync_run_exceptions(
             to_create, DecisionException, batch_size=1000, default_change_reason=f"raised by {reason}", default_date=now
         )
     return SyncCounts(created=len(to_create), updated=len(to_update), resolved=len(to_resolve))
+
+
+def _decimal(text: Any) -> Decimal:
+    try:
+        return Decimal(str(text))
+    except ArithmeticError:
+        return Decimal(0)
+
+
+def _keep_highest_before(old: dict, new: dict) -> dict:
+    merged = dict(new)
+    for name in REVERSED_BEFORE_KEYS:
+        if name in old and _decimal(old[name]) > _decimal(new.get(name, 0)):
+            merged[name] = old[name]
+    return merged
+
+
+def _reversal_restored(exception: DecisionException, stakes: Mapping[int, LineStake]) -> bool:
+    """True when the line holds again what it held before the reversal, or is no longer open."""
+    stake = stakes.get(exception.line_id) if exception.line_id is not None else None
+    if stake is None:
+        return True
+    details = exception.details or {}
+    return stake.reserved >= _decimal(details.get("reserved_before", 0)) and stake.reserved_by_due >= _decimal(
+        details.get("reserved_by_due_before", 0)
+    )
 
 
 def _ids(model, field: str, codes: set[str]) -> dict[str, int]:

@@ -13,3 +13,13 @@ router.register("inventory", views.InventoryViewSet, basename="api-inventory")
 router.register("supply", views.SupplyViewSet, basename="api-supply")
 
 urlpatterns: list = [*router.urls]
+
+# Allocation runs, allocations and line decisions (allocation/api/runs.py).
+from allocation.api import runs as _runs  # noqa: E402
+
+urlpatterns += [
+    path("allocations", _runs.AllocationList.as_view(), name="api_allocations"),
+    path("lines/<str:order>/<int:line>/decision", _runs.LineDecision.as_view(), name="api_line_decision"),
+    path("runs", _runs.RunList.as_view(), name="api_runs"),
+    path("runs/<int:run_id>", _runs.RunDetail.as_view(), name="api_run_detail"),
+]
