@@ -10,6 +10,7 @@ import importlib
 import importlib.util
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -70,11 +71,16 @@ class Command(BaseCommand):
         self.stdout.write(f"Demo data: seed {seed}, {lines} order lines, business date {business_date}.")
         started = time.monotonic()
         total = 0
+        outcomes: Counter[str] = Counter()
         for batch in _batches(events, BATCH_SIZE):
-            ingest(batch, actor=None, via="file")
-            process_pending()
+            received = ingest(batch, actor=None, via="file")
+            outcomes.update(result["status"] for result in received.results)
+            processed = process_pending()
+            for status in ("applied", "stale", "parked", "failed"):
+                outcomes[status] += getattr(processed, status, 0)
             total += len(batch)
             self.stdout.write(f"  ingested {total} events ({time.monotonic() - started:.1f}s)")
+        self.stdout.write("  " + ", ".join(f"{status} {count}" for status, count in sorted(outcomes.items())))
         self.stdout.write(
             f"Ingested {total} events in {time.monotonic() - started:.1f}s: "
             f"{Item.objects.count()} items, {Order.objects.count()} orders."
