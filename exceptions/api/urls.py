@@ -1,3 +1,19 @@
-from django.urls import path
+from django.urls import path, re_path
 
-urlpatterns: list = []
+from exceptions.api import views
+from exceptions.choices import ExceptionAction
+
+ACTIONS = "|".join(a.value for a in ExceptionAction)
+
+urlpatterns: list = [
+    path("exceptions", views.ExceptionList.as_view(), name="api_exceptions"),
+    path("exceptions/", views.ExceptionList.as_view()),
+    re_path(r"^exceptions/bulk/(?P<action>claim|assign|dismiss)$", views.BulkActionView.as_view(), name="api_exception_bulk"),
+    path("exceptions/<int:pk>", views.ExceptionDetail.as_view(), name="api_exception_detail"),
+    path("exceptions/<int:pk>/", views.ExceptionDetail.as_view()),
+    re_path(rf"^exceptions/(?P<pk>[0-9]+)/(?P<action>{ACTIONS})$", views.ExceptionActionView.as_view(), name="api_exception_action"),
+    path("approvals", views.ApprovalList.as_view(), name="api_approvals"),
+    path("approvals/", views.ApprovalList.as_view()),
+    path("approvals/<int:pk>", views.ApprovalDetail.as_view(), name="api_approval_detail"),
+    re_path(r"^approvals/(?P<pk>[0-9]+)/(?P<decision>approve|reject)$", views.ApprovalDecision.as_view(), name="api_approval_decision"),
+]

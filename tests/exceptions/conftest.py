@@ -25,6 +25,12 @@ from exceptions.models import DecisionException
 NOW = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
 
+@pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """Personas hash passwords; a fast hasher keeps the persona matrix quick."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def browser_type_launch_args():
     """Debian's Chromium, headless; never downloads a browser."""
