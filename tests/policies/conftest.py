@@ -36,3 +36,9 @@ def spec_document():
 def draft(policy_admin, spec_document):
     """A draft of the spec's example document, imported by the policy admin."""
     return services.import_document(spec_document, actor=policy_admin)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """Personas are created per test; the default hasher makes that the slowest part of the suite."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
