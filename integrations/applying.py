@@ -3,8 +3,8 @@
 ``ChunkApplier`` loads every record the chunk's events name in a few queries, applies the
 events one by one to those in-memory records (in ``occurred_at`` order, deferring events
 whose references arrive later in the same chunk), then writes every created or changed
-record with one bulk statement per model, history rows included (simple-history's
-``bulk_*_with_history``, with the event as change reason). An event that cannot apply
+record with one bulk statement per model, history rows included (``integrations.bulk``:
+COPY on PostgreSQL, simple-history's bulk helpers elsewhere; the event is the change reason). An event that cannot apply
 raises ``EventApplyError`` before it mutates anything, so it fails alone.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 
 from django.db.models import Model, Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from integrations import bulk
 from allocation.choices import AllocationState, LineStatus, OrderStatus, SupplyStatus
 from allocation.models import (
     Allocation,
@@ -37,7 +37,6 @@ from integrations.choices import EventStatus, EventType
 from integrations.errors import EventApplyError
 from integrations.validation import parse_date, parse_timestamp, to_decimal
 
-CREATE_BATCH = 1000
 UPDATE_BATCH = 500
 ZERO = Decimal(0)
 # Consume a line's allocations in this order when a shipment confirms.
@@ -627,14 +626,9 @@ class ChunkApplier:
         if self.deleted_substitutes:
             ItemSubstitute.objects.filter(pk__in=[o.pk for o in self.deleted_substitutes]).delete()
         for model in WRITE_ORDER:
-            created = self.new.get(model)
-            if created:
-                bulk_create_with_history(created, model, batch_size=CREATE_BATCH)
-            changed = [o for o in self.dirty.get(model, {}).values()]
-            if changed:
-                bulk_update_with_history(changed, model, _fields(model), batch_size=UPDATE_BATCH)
-        if self.receipts:
-            SupplyReceipt.objects.bulk_create(self.receipts, batch_size=CREATE_BATCH)
+            bulk.create(model, self.new.get(model, []))
+            bulk.update(model, list(self.dirty.get(model, {}).values()), _fields(model))
+        bulk.create(SupplyReceipt, self.receipts, history=False)
         if self.deleted_allocations:
             Allocation.objects.filter(pk__in=list(self.deleted_allocations)).delete()
         if self.dirty_allocations:

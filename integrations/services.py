@@ -10,16 +10,20 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from integrations import bulk
 from exceptions.choices import ACTIVE_STATUSES, ExceptionStatus, ExceptionType, Severity
 from exceptions.models import DecisionException
 from integrations.applying import ChunkApplier, Outcome
@@ -32,6 +36,22 @@ CHUNK_SIZE = 5000
 INSERT_BATCH = 2000
 # Serialises appliers on PostgreSQL: two chunks must not read-modify-write the same rows.
 PROCESS_LOCK_ID = 740_215_001
+
+
+_deferral = threading.local()
+
+
+@contextmanager
+def deferred_processing(*, skip_runs: bool = False) -> Iterator[None]:
+    """Within this block ``ingest`` schedules no processing: a bulk loader ingests everything,
+    then calls ``process_pending`` once. With ``skip_runs`` no allocation runs are requested
+    either (benchmarks of ingestion alone)."""
+    previous = (getattr(_deferral, "processing", False), getattr(_deferral, "runs", False))
+    _deferral.processing, _deferral.runs = True, skip_runs
+    try:
+        yield
+    finally:
+        _deferral.processing, _deferral.runs = previous
 
 
 @dataclass
@@ -183,27 +203,24 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
                 )
             )
             stored_index[key] = index
-        Event.objects.bulk_create(to_store, batch_size=INSERT_BATCH, ignore_conflicts=True)
-        stored = dict(
-            ((source_id, event_id), pk)
-            for pk, source_id, event_id in Event.objects.filter(batch=batch).values_list("pk", "source_id", "event_id")
-        )
+        stored = _store_events(to_store, batch)
         # A concurrent delivery may have stored the same (source, id) between our read and insert.
         raced = [key for key in stored_index if key not in stored]
         for key in raced:
             duplicates.append((stored_index[key], key))
+        in_batch_pks: dict[tuple[int, str], int] = {}
         if raced:
-            for pk, source_id, event_id, digest in Event.objects.filter(
-                source_id__in={k[0] for k in raced}, event_id__in={k[1] for k in raced}
-            ).values_list("pk", "source_id", "event_id", "body_hash"):
-                existing[(source_id, event_id)] = (pk, digest)
+            existing.update(_stored_versions(raced))
+        later_copies = [key for _, key in duplicates if key not in existing]
+        if later_copies:
+            in_batch_pks = {k: pk for k, (pk, _) in _stored_versions(later_copies).items()}
         differing: list[DuplicateDelivery] = []
         for index, key in duplicates:
             results[index]["status"] = IngestStatus.DUPLICATE.value
             if key in existing:
                 event_pk, digest = existing[key]
             else:
-                event_pk, digest = stored[key], hashes[first_in_batch[key]]
+                event_pk, digest = in_batch_pks[key], hashes[first_in_batch[key]]
             if hashes[index] != digest:
                 differing.append(DuplicateDelivery(event_id=event_pk, batch=batch, body_hash=hashes[index], body=events[index], received_at=now))
         if differing:
@@ -221,9 +238,39 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
         fresh_sources = {key[0] for key in stored}
         if fresh_sources:
             Source.objects.filter(pk__in=fresh_sources).update(last_event_at=now)
-        if stored:
+        if stored and not getattr(_deferral, "processing", False):
             transaction.on_commit(_schedule_processing)
     return IngestResult(batch_id=batch.pk, results=results)
+
+
+def _store_events(events: list[Event], batch: EventBatch) -> set[tuple[int, str]]:
+    """Insert new events; returns the (source, id) keys actually stored by this batch.
+
+    On PostgreSQL the rows go in with COPY; if a concurrent delivery stored one of the same
+    ids meanwhile, COPY fails as a whole and the conflict-ignoring insert runs instead.
+    """
+    if not events:
+        return set()
+    if bulk.is_postgres():
+        try:
+            with transaction.atomic():
+                bulk.copy_insert(Event, events)
+            return {(e.source_id, e.event_id) for e in events}
+        except IntegrityError:
+            pass
+    Event.objects.bulk_create(events, batch_size=INSERT_BATCH, ignore_conflicts=True)
+    return set(Event.objects.filter(batch=batch).values_list("source_id", "event_id"))
+
+
+def _stored_versions(keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str]]:
+    """(pk, body hash) of the stored events with these (source, id) keys."""
+    found: dict[tuple[int, str], tuple[int, str]] = {}
+    wanted = set(keys)
+    rows = Event.objects.filter(source_id__in={k[0] for k in keys}, event_id__in={k[1] for k in keys})
+    for pk, source_id, event_id, digest in rows.values_list("pk", "source_id", "event_id", "body_hash"):
+        if (source_id, event_id) in wanted:
+            found[(source_id, event_id)] = (pk, digest)
+    return found
 
 
 def _schedule_processing() -> None:
@@ -321,7 +368,7 @@ def _apply_chunk(events: list[Event]) -> tuple[dict[int, Outcome], set[str]]:
     # Re-queued events are picked up by the caller's next chunk.
     _requeue_waiting(applier.created_keys)
     skus = set(applier.skus)
-    if skus:
+    if skus and not getattr(_deferral, "runs", False):
         transaction.on_commit(lambda: _schedule_runs(skus))
     return applier.outcomes, skus
 

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError
 from integrations.choices import BatchVia
 from integrations.errors import BatchRejected
 from integrations.models import Event
-from integrations.services import ingest, process_pending
+from integrations.services import deferred_processing, ingest, process_pending
 
 BATCH_SIZE = 5000
 
@@ -50,7 +50,8 @@ class Command(BaseCommand):
                     self.stderr.write(f"rejected {entry['id']!r}: {errors}")
             batch.clear()
 
-        with file.open(encoding="utf-8") as handle:
+        # Store the whole file first, then apply once: references may come later in the file.
+        with deferred_processing(), file.open(encoding="utf-8") as handle:
             for number, line in enumerate(handle, start=1):
                 if not line.strip():
                     continue
@@ -63,9 +64,7 @@ class Command(BaseCommand):
                     continue
                 if len(batch) >= BATCH_SIZE:
                     flush()
-        flush()
-        # Processing may already have run on commit (in-process tasks); apply what is left,
-        # then report the status of every event this file stored.
+            flush()
         process_pending()
         statuses = Counter(dict(Event.objects.filter(batch_id__in=batch_ids).values_list("status").annotate(n=Count("pk")).order_by()))
         self.stdout.write(
