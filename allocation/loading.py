@@ -21,17 +21,25 @@ from allocation.choices import LineStatus, OrderStatus, SupplyStatus
 from allocation.engine import types as et
 from allocation.models import (
     Allocation,
+    Customer,
     InventoryPosition,
     Item,
     ItemSubstitute,
     Lane,
     Location,
+    Order,
     OrderLine,
     Supply,
 )
-from allocation.policy_bridge import PolicyContext, line_dimensions
+from allocation.policy_bridge import PolicyContext, dimension_values
 
 ZERO = Decimal(0)
+CHUNK = 5000
+
+
+def _chunks(values: list, size: int = CHUNK):
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 @dataclass
@@ -106,33 +114,6 @@ def _stale_sources(context: PolicyContext, now: dt.datetime) -> set[str]:
     )
 
 
-LINE_FIELDS = (
-    "id",
-    "order__number",
-    "line",
-    "order__customer__code",
-    "order__customer__tier",
-    "order__customer__segment",
-    "order__customer__region",
-    "order__customer__late_penalty_per_day",
-    "order__channel",
-    "item__sku",
-    "item__item_class",
-    "open_quantity",
-    "unit_price",
-    "unit_cost",
-    "order__requested_date",
-    "order__promised_date",
-    "order__created_at",
-    "allow_substitute",
-    "ship_from__code",
-    "order__customer__home_location__code",
-    "order__ship_complete",
-    "order__credit_hold",
-    "order__customer__credit_hold",
-)
-
-
 def load_input(
     *,
     as_of: dt.date,
@@ -142,7 +123,9 @@ def load_input(
 ) -> LoadedInput:
     """Build the engine input for all open lines, or for the item groups of ``skus``.
 
-    Pass ``expanded`` when the caller already expanded (and locked) the item groups.
+    Pass ``expanded`` when the caller already expanded (and locked) the item groups. Lines are
+    read without joins and completed from per-order, per-customer and per-item dictionaries,
+    so each order's and customer's fields are read and converted once, not once per line.
     """
     if expanded is None and skus is not None:
         expanded = expand_item_groups(skus, context)
@@ -151,27 +134,51 @@ def load_input(
     def by_item(queryset, path: str):
         return queryset if scope is None else queryset.filter(**{f"{path}__in": scope})
 
+    item_rows = list(by_item(Item.objects.all(), "sku").values_list("id", "sku", "item_class"))
+    items_by_id = {pk: (sku, cls) for pk, sku, cls in item_rows}
+    location_codes = dict(Location.objects.values_list("id", "code"))
+
+    open_lines = OrderLine.objects.filter(status=LineStatus.OPEN, order__status=OrderStatus.OPEN)
+    if scope is not None:
+        open_lines = open_lines.filter(item_id__in=list(items_by_id))
     line_rows = list(
-        by_item(
-            OrderLine.objects.filter(status=LineStatus.OPEN, order__status=OrderStatus.OPEN),
-            "item__sku",
-        )
-        .annotate(open_quantity=F("quantity") - F("shipped_quantity"))
+        open_lines.annotate(open_quantity=F("quantity") - F("shipped_quantity"))
         .filter(open_quantity__gt=0)
         .order_by("id")
-        .values_list(*LINE_FIELDS)
+        .values_list(
+            "id", "order_id", "line", "item_id", "open_quantity", "unit_price", "unit_cost", "allow_substitute",
+            "ship_from_id",
+        )
     )
+    order_ids = sorted({row[1] for row in line_rows})
+    orders: dict[int, tuple] = {}
+    order_fields = (
+        "id", "number", "customer_id", "channel", "created_at", "requested_date", "promised_date", "ship_complete",
+        "credit_hold",
+    )
+    if scope is None:
+        orders = {row[0]: row for row in Order.objects.filter(status=OrderStatus.OPEN).values_list(*order_fields)}
+    else:
+        for chunk in _chunks(order_ids):
+            orders.update({row[0]: row for row in Order.objects.filter(id__in=chunk).values_list(*order_fields)})
+    customer_fields = ("id", "code", "tier", "segment", "region", "late_penalty_per_day", "home_location_id", "credit_hold")
+    customers: dict[int, tuple] = {}
+    if scope is None:
+        customers = {row[0]: row for row in Customer.objects.values_list(*customer_fields)}
+    else:
+        for chunk in _chunks(sorted({order[2] for order in orders.values()})):
+            customers.update({row[0]: row for row in Customer.objects.filter(id__in=chunk).values_list(*customer_fields)})
 
-    settings_by_dims = context.resolve_lines(line_dimensions(row) for row in line_rows)
     lines: list[et.Line] = []
     line_facts: dict[int, dict[str, Any]] = {}
     order_numbers: set[str] = set()
-    for row in line_rows:
-        (
-            key, order, number, customer, tier, segment, region, penalty, channel, sku, item_class,
-            open_quantity, unit_price, unit_cost, requested, promised, created, allow_substitute,
-            ship_from, home, ship_complete, order_hold, customer_hold,
-        ) = row
+    settings_for = context.settings_for
+    for key, order_id, number, item_id, open_quantity, unit_price, unit_cost, allow_substitute, ship_from_id in line_rows:
+        _, order, customer_id, channel, created, requested, promised, ship_complete, order_hold = orders[order_id]
+        _, customer, tier, segment, region, penalty, home_id, customer_hold = customers[customer_id]
+        sku, item_class = items_by_id[item_id]
+        ship_from = location_codes[ship_from_id] if ship_from_id else None
+        home = location_codes[home_id] if home_id else None
         lines.append(
             et.Line(
                 key=key,
@@ -196,7 +203,7 @@ def load_input(
                 home_location=home,
                 ship_complete=ship_complete,
                 credit_hold=order_hold or customer_hold,
-                settings=settings_by_dims[line_dimensions(row)],
+                settings=settings_for((customer, segment, tier, channel, sku, item_class, ship_from or home, region)),
             )
         )
         order_numbers.add(order)
@@ -214,15 +221,16 @@ def load_input(
             "requested": requested,
         }
 
-    item_rows = list(by_item(Item.objects.all(), "sku").values_list("sku", "item_class"))
     substitutes: dict[str, list[str]] = defaultdict(list)
     for item_sku, substitute_sku in by_item(ItemSubstitute.objects.all(), "item__sku").order_by(
         "item__sku", "priority", "substitute__sku"
     ).values_list("item__sku", "substitute__sku"):
         substitutes[item_sku].append(substitute_sku)
-    items = tuple(et.Item(sku=sku, item_class=cls, substitutes=tuple(substitutes[sku])) for sku, cls in item_rows)
+    items = tuple(
+        et.Item(sku=sku, item_class=cls, substitutes=tuple(substitutes[sku])) for _, sku, cls in sorted(item_rows, key=lambda r: r[1])
+    )
 
-    locations = tuple(Location.objects.order_by("code").values_list("code", flat=True))
+    locations = tuple(sorted(location_codes.values()))
     lanes = tuple(
         et.Lane(location=code, region=region, transit_days=days, cost_per_unit=cost)
         for code, region, days, cost in Lane.objects.order_by("location__code", "region").values_list(
@@ -292,26 +300,10 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
     """The same loaded data under another policy (a simulated draft): settings, protections, quotas."""
     from dataclasses import replace
 
-    from policies.resolution import Dimensions
-
-    def dims(line: et.Line) -> Dimensions:
-        return Dimensions(
-            customer=line.customer,
-            customer_segment=line.customer_segment,
-            customer_tier=line.customer_tier,
-            channel=line.channel,
-            item=line.item,
-            item_class=line.item_class,
-            location=line.ship_from or line.home_location,
-            region=line.customer_region,
-        )
-
     source = loaded.engine_input
-    line_dims = [dims(line) for line in source.lines]
-    resolved = context.resolve_lines(line_dims)
     engine_input = replace(
         source,
-        lines=tuple(replace(line, settings=resolved[d]) for line, d in zip(source.lines, line_dims, strict=True)),
+        lines=tuple(replace(line, settings=context.settings_for(dimension_values(line))) for line in source.lines),
         protections=context.protections_for(loaded.skus),
         quotas=context.quotas_for(loaded.skus),
         stale_feed_buffer_pct=context.stale_feed_buffer_pct,

@@ -7,7 +7,6 @@ quotas into engine values. The engine never sees the policies app.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -15,21 +14,16 @@ from typing import Any
 from allocation.engine import types as et
 from policies.resolution import CompiledPolicy, Dimensions, ResolvedSettings
 
-# Positions in allocation.loading.LINE_FIELDS used to build a line's scope dimensions.
-_CUSTOMER, _TIER, _SEGMENT, _REGION, _CHANNEL, _SKU, _CLASS, _SHIP_FROM, _HOME = 3, 4, 5, 6, 8, 9, 10, 18, 19
+DIMENSION_NAMES = (
+    "customer", "customer_segment", "customer_tier", "channel", "item", "item_class", "location", "region",
+)
 
 
-def line_dimensions(row: tuple) -> Dimensions:
-    """Scope dimensions of a line row from ``allocation.loading.LINE_FIELDS`` (location = ship_from, else home)."""
-    return Dimensions(
-        customer=row[_CUSTOMER],
-        customer_segment=row[_SEGMENT],
-        customer_tier=row[_TIER],
-        channel=row[_CHANNEL],
-        item=row[_SKU],
-        item_class=row[_CLASS],
-        location=row[_SHIP_FROM] or row[_HOME],
-        region=row[_REGION],
+def dimension_values(line: et.Line) -> tuple:
+    """A line's scope values in DIMENSION_NAMES order (location = ship_from, else home location)."""
+    return (
+        line.customer, line.customer_segment, line.customer_tier, line.channel, line.item, line.item_class,
+        line.ship_from or line.home_location, line.customer_region,
     )
 
 
@@ -63,8 +57,9 @@ class PolicyContext:
 
     compiled: CompiledPolicy
     version: Any = None
-    _cache: dict[Dimensions, et.LineSettings] = field(default_factory=dict)
+    _cache: dict[tuple, et.LineSettings] = field(default_factory=dict)
     _global: ResolvedSettings | None = None
+    _used: tuple[int, ...] | None = None
 
     @property
     def version_id(self) -> int | None:
@@ -89,13 +84,23 @@ class PolicyContext:
     def quotas(self):
         return self.compiled.quotas
 
-    def resolve_lines(self, dims: Iterable[Dimensions]) -> dict[Dimensions, et.LineSettings]:
-        """One shared LineSettings per distinct combination (cached across calls of this run)."""
-        missing = {d for d in dims if d not in self._cache}
-        if missing:
-            for dim, effective in self.compiled.resolve_many(missing).items():
-                self._cache[dim] = to_line_settings(effective.as_settings())
-        return self._cache
+    @property
+    def used_dimensions(self) -> tuple[int, ...]:
+        """Indexes (in DIMENSION_NAMES) of the dimensions some rule names: the only ones settings depend on."""
+        if self._used is None:
+            named = {dimension for rule in self.compiled.rules for dimension in rule.scope.dimensions}
+            self._used = tuple(i for i, name in enumerate(DIMENSION_NAMES) if name in named)
+        return self._used
+
+    def settings_for(self, values: tuple) -> et.LineSettings:
+        """The shared LineSettings of one line's scope values (resolved once per distinct projection)."""
+        key = tuple(values[i] for i in self.used_dimensions)
+        found = self._cache.get(key)
+        if found is None:
+            dims = Dimensions(**{DIMENSION_NAMES[i]: value for i, value in zip(self.used_dimensions, key, strict=True)})
+            found = to_line_settings(self.compiled.resolve_many([dims])[dims].as_settings())
+            self._cache[key] = found
+        return found
 
     def protections_for(self, skus: frozenset[str] | None) -> tuple[et.Protection, ...]:
         return tuple(

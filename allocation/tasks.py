@@ -14,7 +14,9 @@ incremental run of whole groups, and groups are independent, so the result equal
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from celery import group, shared_task
 from django.conf import settings
@@ -27,6 +29,22 @@ SCHEDULED_KEY = "allot:allocation:incremental-scheduled"
 COALESCE_SECONDS = 0.5
 SCHEDULED_FLAG_TTL_SECONDS = 60  # a lost task never blocks scheduling for longer than this
 FULL_RUN_CHUNKS = 4
+_paused = threading.local()
+
+
+@contextmanager
+def incremental_runs_paused() -> Iterator[set[str]]:
+    """Collect, instead of running, the incremental runs asked for inside the block (bulk loads).
+
+    Yields the set of SKUs that were asked for, so the caller can run once at the end (a
+    full run after a bulk load gives the same result as every incremental run would have).
+    """
+    previous = getattr(_paused, "skus", None)
+    _paused.skus = set()
+    try:
+        yield _paused.skus
+    finally:
+        _paused.skus = previous
 
 
 def broker_configured() -> bool:
@@ -139,6 +157,10 @@ def schedule_incremental_runs(skus: list[str] | set[str]) -> None:
         raise TypeError("skus must be a collection of SKU codes")
     wanted = sorted({str(sku) for sku in skus if sku})
     if not wanted:
+        return
+    collecting = getattr(_paused, "skus", None)
+    if collecting is not None:
+        collecting.update(wanted)
         return
     if broker_configured():
         transaction.on_commit(lambda: _enqueue_coalesced(wanted))

@@ -11,7 +11,9 @@
   open until the line holds again what it held before the reversal (or is no longer open);
   raised again while open, it keeps the highest "before" quantities.
 
-Every write goes through simple-history's bulk helpers, so the history records each one.
+New exceptions are routed to their queue (``exceptions.routing.route``) in the same
+transaction. Every write goes through simple-history's bulk helpers, so the history records
+each one.
 """
 from __future__ import annotations
 
@@ -29,10 +31,14 @@ from allocation.models import Item, Location, Order
 from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES, ExceptionStatus
 from exceptions.jeopardy import jeopardy
 from exceptions.models import DecisionException
+from exceptions.routing import route
 
 CHUNK = 5000
 REVERSED = "allocation_reversed"
 REVERSED_BEFORE_KEYS = ("reserved_before", "reserved_by_due_before")
+ACTIVE_FIELDS = (
+    "id", "key", "type", "message", "details", "jeopardy_score", "jeopardy_band", "jeopardy_reason", "line_id",
+)
 UNCOVERED_DAYS_LATE = 30  # quantity nothing covers counts as a month late in the jeopardy score
 RUN_SOURCE = "allocation"
 
@@ -134,15 +140,18 @@ def sync_run_exceptions(
     for condition in raised:
         by_key.setdefault(condition.key, condition)
 
-    in_scope: dict[str, DecisionException] = {}
+    # Compare as plain values; only rows that change are loaded as model instances.
+    in_scope: dict[str, tuple] = {}
     for queryset in _active_in_scope(scope_line_ids, scope_order_numbers, scope_skus):
-        for exception in queryset:
-            in_scope[exception.key] = exception
+        for row in queryset.values_list(*ACTIVE_FIELDS):
+            in_scope[row[1]] = row
     # A raised key may be active outside the scope's filters (an order-level one, say): fetch it too.
     missing_keys = [key for key in by_key if key not in in_scope]
     for chunk in _chunks(missing_keys):
-        for exception in DecisionException.objects.filter(key__in=chunk, status__in=[str(s) for s in ACTIVE_STATUSES]):
-            in_scope[exception.key] = exception
+        for row in DecisionException.objects.filter(
+            key__in=chunk, status__in=[str(s) for s in ACTIVE_STATUSES]
+        ).values_list(*ACTIVE_FIELDS):
+            in_scope[row[1]] = row
 
     new_conditions = [c for key, c in by_key.items() if key not in in_scope]
     orders = _ids(Order, "number", {c.order for c in new_conditions if c.order})
@@ -173,46 +182,53 @@ def sync_run_exceptions(
             )
         )
 
-    to_update = []
+    changes: dict[int, dict[str, Any]] = {}
     for key, condition in by_key.items():
-        exception = in_scope.get(key)
-        if exception is None:
+        row = in_scope.get(key)
+        if row is None:
             continue
+        pk, _, _, message_was, details_was, score_was, band_was, reason_was, _ = row
         fields = _fields_for(condition, stakes)
         message = condition.message[:500]
         details = condition.details
         if condition.type == REVERSED:
-            details = _keep_highest_before(exception.details, details)
+            details = _keep_highest_before(details_was or {}, details)
         if (
-            exception.message == message
-            and exception.details == details
-            and exception.jeopardy_score == fields["jeopardy_score"]
-            and exception.jeopardy_band == fields["jeopardy_band"]
-            and exception.jeopardy_reason == fields["jeopardy_reason"]
+            message_was == message
+            and details_was == details
+            and score_was == fields["jeopardy_score"]
+            and band_was == fields["jeopardy_band"]
+            and reason_was == fields["jeopardy_reason"]
         ):
             continue
-        exception.message = message
-        exception.details = details
-        for name, value in fields.items():
-            setattr(exception, name, value)
-        exception.severity = fields["jeopardy_band"]
-        exception.run_id = run.pk
-        exception.updated_at = now
-        exception.version += 1
-        to_update.append(exception)
+        changes[pk] = {"message": message, "details": details, "severity": fields["jeopardy_band"], **fields}
+
+    resolutions: list[int] = []
+    for key, row in in_scope.items():
+        pk, _, kind, *_rest, line_id = row
+        if key in by_key or kind not in RUN_EXCEPTION_TYPES:
+            continue
+        if kind == REVERSED and not _reversal_restored(line_id, row[4] or {}, stakes):
+            continue
+        resolutions.append(pk)
+
+    to_update = []
+    for instance in _instances(list(changes)):
+        for name, value in changes[instance.pk].items():
+            setattr(instance, name, value)
+        instance.run_id = run.pk
+        instance.updated_at = now
+        instance.version += 1
+        to_update.append(instance)
 
     to_resolve = []
-    for key, exception in in_scope.items():
-        if key in by_key or exception.type not in RUN_EXCEPTION_TYPES:
-            continue
-        if exception.type == REVERSED and not _reversal_restored(exception, stakes):
-            continue
-        exception.status = ExceptionStatus.RESOLVED
-        exception.resolution_reason = f"no longer raised by run #{run.pk}"
-        exception.resolved_at = now
-        exception.updated_at = now
-        exception.version += 1
-        to_resolve.append(exception)
+    for instance in _instances(resolutions):
+        instance.status = ExceptionStatus.RESOLVED
+        instance.resolution_reason = f"no longer raised by run #{run.pk}"
+        instance.resolved_at = now
+        instance.updated_at = now
+        instance.version += 1
+        to_resolve.append(instance)
 
     if to_resolve:
         # Resolve first: a key resolved here may be raised again later under the one-active rule.
@@ -240,6 +256,7 @@ def sync_run_exceptions(
         bulk_create_with_history(
             to_create, DecisionException, batch_size=1000, default_change_reason=f"raised by {reason}", default_date=now
         )
+        route(to_create, now=now)
     return SyncCounts(created=len(to_create), updated=len(to_update), resolved=len(to_resolve))
 
 
@@ -258,12 +275,18 @@ def _keep_highest_before(old: dict, new: dict) -> dict:
     return merged
 
 
-def _reversal_restored(exception: DecisionException, stakes: Mapping[int, LineStake]) -> bool:
+def _instances(pks: list[int]) -> list[DecisionException]:
+    found: list[DecisionException] = []
+    for chunk in _chunks(sorted(pks)):
+        found.extend(DecisionException.objects.filter(pk__in=chunk).order_by("pk"))
+    return found
+
+
+def _reversal_restored(line_id: int | None, details: dict, stakes: Mapping[int, LineStake]) -> bool:
     """True when the line holds again what it held before the reversal, or is no longer open."""
-    stake = stakes.get(exception.line_id) if exception.line_id is not None else None
+    stake = stakes.get(line_id) if line_id is not None else None
     if stake is None:
         return True
-    details = exception.details or {}
     return stake.reserved >= _decimal(details.get("reserved_before", 0)) and stake.reserved_by_due >= _decimal(
         details.get("reserved_by_due_before", 0)
     )
