@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import Max, ProtectedError
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
@@ -285,7 +285,11 @@ def delete_draft(version: PolicyVersion, *, actor: Any) -> None:
         locked._change_reason = "draft deleted"
         if actor is not None:
             locked._history_user = actor
-        locked.delete()
+        try:
+            with transaction.atomic():
+                locked.delete()
+        except ProtectedError as error:
+            raise PolicyStateError("This draft is referenced (e.g. by a simulation run) and is kept.") from error
 
 
 def submit(version: PolicyVersion, *, actor: Any, note: str = "") -> ApprovalRequest:

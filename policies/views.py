@@ -6,7 +6,6 @@ read, policy admins edit, submit, import and roll back, approvers approve and re
 """
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib import messages

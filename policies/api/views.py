@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
@@ -65,6 +66,7 @@ class PolicyVersionDetail(GenericAPIView):
         return Response(PolicyVersionSerializer(selectors.get_version_for(request.user, pk)).data)
 
 
+@extend_schema_view(get=extend_schema(responses=OpenApiTypes.OBJECT))
 class PolicyDocumentView(APIView):
     """The version as a policy document (policies-v1.md)."""
 
@@ -75,6 +77,7 @@ class PolicyDocumentView(APIView):
         return Response(selectors.export_document(selectors.get_version_for(request.user, pk)))
 
 
+@extend_schema_view(get=extend_schema(responses={200: OpenApiTypes.OBJECT}))
 class PolicyHistoryView(APIView):
     """Every change to the version and its rules, protections and quotas: who, when, what, why."""
 
@@ -101,6 +104,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@extend_schema_view(
+    post=extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={201: PolicyVersionSerializer},
+        parameters=[OpenApiParameter("activate", OpenApiTypes.BOOL, description="Superusers only: activate at once.")],
+    )
+)
 class PolicyImportView(APIView):
     """Create a draft from the document in the body; ``?activate=true`` (superusers only) makes it
     active at once, recorded as an administrative activation."""
@@ -138,6 +148,7 @@ class _VersionAction(APIView):
     success_status = status.HTTP_200_OK
 
 
+@extend_schema_view(post=extend_schema(request=SubmitSerializer, responses={200: PolicyVersionSerializer}))
 class PolicySubmitView(_VersionAction):
     required_roles = {"POST": {roles.POLICY_ADMIN}}
 
@@ -149,6 +160,7 @@ class PolicySubmitView(_VersionAction):
         return selectors.get_version_for(request.user, version.pk)
 
 
+@extend_schema_view(post=extend_schema(request=DecisionSerializer, responses={200: PolicyVersionSerializer}))
 class PolicyApproveView(_VersionAction):
     required_roles = {"POST": {roles.APPROVER}}
 
@@ -159,6 +171,7 @@ class PolicyApproveView(_VersionAction):
         return services.approve(version, actor=request.user, reason=serializer.validated_data["reason"])
 
 
+@extend_schema_view(post=extend_schema(request=DecisionSerializer, responses={200: PolicyVersionSerializer}))
 class PolicyRejectView(_VersionAction):
     required_roles = {"POST": {roles.APPROVER}}
 
@@ -169,6 +182,7 @@ class PolicyRejectView(_VersionAction):
         return services.reject(version, actor=request.user, reason=serializer.validated_data["reason"])
 
 
+@extend_schema_view(post=extend_schema(request=SubmitSerializer, responses={201: PolicyVersionSerializer}))
 class PolicyRollbackView(_VersionAction):
     """Copy this (active or retired) version as a new draft, to submit through the same approval."""
 
@@ -186,6 +200,7 @@ def _errors(serializer_errors: dict) -> list[dict[str, str]]:
     return [{"field": field, "message": " ".join(str(m) for m in messages)} for field, messages in serializer_errors.items()]
 
 
+@extend_schema_view(get=extend_schema(parameters=[ExplainQuerySerializer], responses=OpenApiTypes.OBJECT))
 class PolicyExplainView(APIView):
     """The effective policy for a combination of dimensions (or ?order=&line=): each setting's
     value and the rule it came from (position and scope; null = the default)."""

@@ -275,3 +275,13 @@ def test_policy_command_import_reports_field_errors(tmp_path):
         call_command("policy", "import", str(path))
     assert "rules[0].settings.strategy: must be one of win, gain, redistribute, fill, lose; got 'maybe'." in str(error.value)
     assert counts() == before
+
+
+def test_delete_draft_removes_it_and_keeps_its_history(draft, policy_admin):
+    pk = draft.pk
+    services.delete_draft(draft, actor=policy_admin)
+    assert not PolicyVersion.objects.filter(pk=pk).exists()
+    assert PolicyRule.objects.filter(version_id=pk).count() == 0
+    assert PolicyVersion.history.filter(id=pk, history_type="-").get().history_change_reason == "draft deleted"
+    with pytest.raises(PolicyStateError):
+        services.delete_draft(PolicyVersion.objects.get(number=1), actor=policy_admin)
