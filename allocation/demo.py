@@ -190,8 +190,12 @@ def _items(rng: random.Random, count: int) -> list[DemoItem]:
     by_class: dict[str, list[DemoItem]] = defaultdict(list)
     for item in items:
         by_class[item.item_class].append(item)
-    for item in rng.sample(items, k=round(count * SUBSTITUTE_ITEM_SHARE)):
-        siblings = [other for other in by_class[item.item_class] if other.sku != item.sku]
+    # Substitutes are drawn only from items that have none themselves: no substitution cycles,
+    # so each item can be emitted after the items it names.
+    with_substitutes = rng.sample(items, k=round(count * SUBSTITUTE_ITEM_SHARE))
+    chosen = {item.sku for item in with_substitutes}
+    for item in with_substitutes:
+        siblings = [other for other in by_class[item.item_class] if other.sku not in chosen]
         if siblings:
             item.substitutes = [other.sku for other in rng.sample(siblings, k=min(len(siblings), rng.choice((1, 1, 2))))]
     return items
@@ -226,7 +230,7 @@ def generate_events(*, seed: int = 7, lines: int = 20000, business_date: dt.date
     rng = random.Random(seed)
     envelopes = _Envelopes()
     midnight = dt.datetime.combine(business_date, dt.time(0, 0), tzinfo=dt.UTC)
-    master_at = midnight - dt.timedelta(days=60)
+    master_at = midnight - dt.timedelta(days=180)
     snapshot_at = midnight - dt.timedelta(hours=2)
     item_count, customer_count = _scale(lines)
     items = _items(rng, item_count)

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import time
 from collections import Counter
+from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
@@ -19,7 +20,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from allocation.dates import business_today
 from allocation.demo import demo_policy_documents, generate_events
-from allocation.models import Item, Order
+from allocation.models import Customer, InventoryPosition, Item, Order, OrderLine, Supply
 
 BATCH_SIZE = 5000
 
@@ -69,21 +70,29 @@ class Command(BaseCommand):
             raise CommandError("Ingestion (integrations.services) is not installed; use --out FILE.jsonl.")
 
         self.stdout.write(f"Demo data: seed {seed}, {lines} order lines, business date {business_date}.")
+        run_full = _optional("allocation.services", "run_full")
+        # Store every batch first and apply once (events apply oldest first); skip the incremental
+        # runs ingestion would ask for when a full run follows anyway.
+        deferred = _optional("integrations.services", "deferred_processing")
+        deferral = deferred(skip_runs=run_full is not None) if deferred else nullcontext()
         started = time.monotonic()
         total = 0
-        outcomes: Counter[str] = Counter()
-        for batch in _batches(events, BATCH_SIZE):
-            received = ingest(batch, actor=None, via="file")
-            outcomes.update(result["status"] for result in received.results)
-            processed = process_pending()
-            for status in ("applied", "stale", "parked", "failed"):
-                outcomes[status] += getattr(processed, status, 0)
-            total += len(batch)
-            self.stdout.write(f"  ingested {total} events ({time.monotonic() - started:.1f}s)")
-        self.stdout.write("  " + ", ".join(f"{status} {count}" for status, count in sorted(outcomes.items())))
+        received: Counter[str] = Counter()
+        with deferral:
+            for batch in _batches(events, BATCH_SIZE):
+                result = ingest(batch, actor=None, via="file")
+                received.update(row["status"] for row in result.results)
+                total += len(batch)
+                self.stdout.write(f"  stored {total} events ({time.monotonic() - started:.1f}s)")
+            summary = process_pending()
+        outcome = ", ".join(f"{status} {count}" for status, count in sorted(received.items()))
+        applied = ", ".join(f"{name} {getattr(summary, name)}" for name in ("applied", "stale", "parked", "failed")
+                            if hasattr(summary, name))
         self.stdout.write(
-            f"Ingested {total} events in {time.monotonic() - started:.1f}s: "
-            f"{Item.objects.count()} items, {Order.objects.count()} orders."
+            f"Ingested {total} events in {time.monotonic() - started:.1f}s ({outcome}; {applied}): "
+            f"{Item.objects.count()} items, {Customer.objects.count()} customers, {Order.objects.count()} orders, "
+            f"{OrderLine.objects.count()} lines, {InventoryPosition.objects.count()} positions, "
+            f"{Supply.objects.count()} supply."
         )
         self._import_policy()
         self._run_allocation()
