@@ -10,3 +10,16 @@ urlpatterns: list = [
     path("inventory/", views.inventory_list, name="inventory_list"),
     path("supply/", views.supply_list, name="supply_list"),
 ]
+
+# Run screens (allocation.run_views): runs, a line's Why page, shortage board, simulations.
+from allocation import run_views  # noqa: E402
+
+urlpatterns += [
+    path("runs/", run_views.run_list, name="run_list"),
+    path("runs/start/", run_views.run_start, name="run_start"),
+    path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("orders/<str:number>/lines/<int:line>/why/", run_views.line_why, name="line_why"),
+    path("items/<str:sku>/shortage/", run_views.shortage_board, name="shortage_board"),
+    path("policies/versions/<int:pk>/simulate/", run_views.simulate_start, name="simulate_start"),
+    path("simulations/<int:pk>/", run_views.simulation_status, name="simulation_status"),
+]

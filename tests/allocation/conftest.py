@@ -1,0 +1,73 @@
+"""Fixtures of the run-screen tests: the valves scenario through the real stack, and Chromium.
+
+The scenario goes in the way production data does: events through
+``integrations.services.ingest`` + ``process_pending``, the policy through
+``policies.services.import_document``, then ``allocation.services.run_full``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+SCENARIOS = Path("/work/shared/scenarios")
+CHROMIUM = "/usr/bin/chromium"
+
+
+def scenario_events(name: str) -> list[dict]:
+    return [json.loads(line) for line in (SCENARIOS / name).read_text().splitlines() if line.strip()]
+
+
+def scenario_policy() -> dict:
+    return json.loads((SCENARIOS / "valves.policy.json").read_text())
+
+
+@pytest.fixture
+def eager_tasks(settings):
+    """Celery tasks in-process even when the suite runs with a broker configured."""
+    from config.celery import app
+
+    settings.CELERY_BROKER_URL = ""
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    app.conf.update(task_always_eager=True, task_eager_propagates=True)
+    yield
+    app.conf.update(task_always_eager=saved[0], task_eager_propagates=saved[1])
+
+
+def load_valves(capture_on_commit) -> None:
+    """Import and activate the valves policy, ingest valves-1 and apply it (its runs included)."""
+    from integrations.services import ingest, process_pending
+    from policies.services import import_document
+
+    import_document(scenario_policy(), actor=None, activate=True)
+    with capture_on_commit(execute=True):
+        ingest(scenario_events("valves-1.jsonl"), actor=None, via="file")
+        process_pending()
+
+
+@pytest.fixture
+def valves(db, eager_tasks, django_capture_on_commit_callbacks):
+    """valves-1 under the valves policy, then a full manual run; returns that run."""
+    from allocation.services import run_full
+
+    load_valves(django_capture_on_commit_callbacks)
+    run = run_full(trigger="manual")
+    assert run.status == "succeeded", run.error
+    return run
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Debian's Chromium, headless, with nothing reaching out to the network."""
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    return {
+        "executable_path": CHROMIUM,
+        "args": [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run",
+        ],
+    }
