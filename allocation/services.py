@@ -25,11 +25,12 @@ from allocation.engine import types as et
 from allocation.loading import LoadedInput, expand_item_groups, load_input, with_policy
 from allocation.locks import lock_run_scope
 from allocation.models import AllocationRun, RunScope, RunStatus, RunTrigger, SimulationResult
-from allocation.persistence import decimal_text, persist_result
+from allocation.persistence import RESERVED_STATES, decimal_text, persist_result
 from allocation.policy_bridge import PolicyContext, active_context, context_for
 
 logger = logging.getLogger(__name__)
 SIMULATION_LIST_LIMIT = 200
+NOTHING = (Decimal(0), Decimal(0))
 
 
 def _clean_skus(skus: Iterable[str]) -> list[str]:
@@ -145,25 +146,38 @@ def start_run(*, scope_skus: Iterable[str] | None = None, trigger: str = RunTrig
 # --- simulation -----------------------------------------------------------------------------
 
 
-def _line_totals(result: et.EngineResult) -> dict[int, Decimal]:
-    return {line.line_key: sum((a.quantity for a in line.allocations), Decimal(0)) for line in result.lines}
+def _line_totals(loaded: LoadedInput, result: et.EngineResult) -> dict[int, tuple[Decimal, Decimal]]:
+    """Per line: reserved quantity (proposals excluded until approved) and the part confirmed by its due date."""
+    totals: dict[int, tuple[Decimal, Decimal]] = {}
+    for line in result.lines:
+        due = loaded.line_facts[line.line_key]["due"]
+        reserved = [a for a in line.allocations if a.state in RESERVED_STATES]
+        totals[line.line_key] = (
+            sum((a.quantity for a in reserved), Decimal(0)),
+            sum((a.quantity for a in reserved if a.confirmed_date <= due), Decimal(0)),
+        )
+    return totals
 
 
-def _fill_rates(loaded: LoadedInput, totals: dict[int, Decimal], attribute: str) -> dict[str, float]:
+def _fill_rates(loaded: LoadedInput, totals: dict[int, tuple[Decimal, Decimal]], attribute: str) -> dict[str, float]:
     ordered: dict[str, Decimal] = defaultdict(Decimal)
     allocated: dict[str, Decimal] = defaultdict(Decimal)
     for key, fact in loaded.line_facts.items():
         ordered[fact[attribute]] += fact["quantity"]
-        allocated[fact[attribute]] += min(totals.get(key, Decimal(0)), fact["quantity"])
+        allocated[fact[attribute]] += min(totals.get(key, NOTHING)[0], fact["quantity"])
     return {name: round(float(allocated[name] / ordered[name]), 4) if ordered[name] else 1.0 for name in sorted(ordered)}
 
 
 def simulation_diff(loaded: LoadedInput, before: et.EngineResult, after: et.EngineResult) -> dict[str, Any]:
-    """What changes from ``before`` (active policy) to ``after`` (draft) on the same input."""
-    before_totals, after_totals = _line_totals(before), _line_totals(after)
+    """What changes from ``before`` (active policy) to ``after`` (draft) on the same input.
+
+    A line gains when it ends with more reserved quantity, or the same with more of it
+    confirmed by its due date; it loses in the opposite case.
+    """
+    before_totals, after_totals = _line_totals(loaded, before), _line_totals(loaded, after)
     gaining, losing = [], []
     for key, fact in loaded.line_facts.items():
-        was, now = before_totals.get(key, Decimal(0)), after_totals.get(key, Decimal(0))
+        was, now = before_totals.get(key, NOTHING), after_totals.get(key, NOTHING)
         if was == now:
             continue
         entry = {
@@ -171,11 +185,13 @@ def simulation_diff(loaded: LoadedInput, before: et.EngineResult, after: et.Engi
             "line": fact["line"],
             "segment": fact["segment"],
             "channel": fact["channel"],
-            "before": decimal_text(was),
-            "after": decimal_text(now),
-            "change": decimal_text(now - was),
+            "before": decimal_text(was[0]),
+            "after": decimal_text(now[0]),
+            "on_time_before": decimal_text(was[1]),
+            "on_time_after": decimal_text(now[1]),
         }
-        (gaining if now > was else losing).append((abs(now - was), entry))
+        gains = now[0] > was[0] or (now[0] == was[0] and now[1] > was[1])
+        (gaining if gains else losing).append((abs(now[0] - was[0]) + abs(now[1] - was[1]), entry))
     gaining.sort(key=lambda pair: (-pair[0], pair[1]["order"], pair[1]["line"]))
     losing.sort(key=lambda pair: (-pair[0], pair[1]["order"], pair[1]["line"]))
 
