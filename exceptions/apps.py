@@ -7,4 +7,4 @@ class ExceptionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the approval handlers of exception actions (override, release).
-        from exceptions import services  # noqa: F401
+        from exceptions import services, workbench  # noqa: F401

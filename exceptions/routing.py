@@ -160,6 +160,18 @@ def age(raised_at: dt.datetime, now: dt.datetime) -> dt.timedelta:
     return max(now - raised_at, dt.timedelta(0))
 
 
+def age_text(delta: dt.timedelta) -> str:
+    """A short human age: '45 min', '5 h 10 min', '3 d 4 h'."""
+    minutes = int(delta.total_seconds() // 60)
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+    if days:
+        return f"{days} d {hours} h"
+    if hours:
+        return f"{hours} h {minutes} min"
+    return f"{minutes} min"
+
+
 def escalate_overdue(now: dt.datetime) -> int:
     """Move every open or claimed exception whose SLA ran out by ``now`` to its queue's
     escalation queue: escalation level +1, assignee cleared (the new group picks it up),

@@ -1,5 +1,22 @@
-from django.urls import path
+from django.urls import path, re_path
+
+from exceptions import views
+from exceptions.choices import ExceptionAction
 
 app_name = "exceptions"
 
-urlpatterns: list = []
+ACTIONS = "|".join(a.value for a in ExceptionAction)
+
+urlpatterns: list = [
+    path("", views.queue_list, name="queue_list"),
+    path("queues/<slug:code>/", views.queue_detail, name="queue_detail"),
+    path("queues/<slug:code>/bulk/", views.bulk_action, name="bulk_action"),
+    path("queues/<slug:code>/views/", views.saved_view_create, name="saved_view_create"),
+    path("views/<int:pk>/delete/", views.saved_view_delete, name="saved_view_delete"),
+    path("<int:pk>/", views.exception_detail, name="exception_detail"),
+    path("<int:pk>/preview/", views.override_preview, name="override_preview"),
+    re_path(rf"^(?P<pk>[0-9]+)/(?P<action>{ACTIONS})/$", views.exception_action, name="exception_action"),
+    path("approvals/", views.approval_inbox, name="approval_inbox"),
+    path("approvals/<int:pk>/decide/", views.approval_decide, name="approval_decide"),
+    path("workbench/<str:sku>/", views.shortage_workbench, name="shortage_workbench"),
+]

@@ -1,0 +1,126 @@
+"""Forms of the exceptions screens: each validates one action's input (the API has serializers)."""
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+
+from exceptions.choices import OverrideReason
+
+
+class VersionForm(forms.Form):
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class AssignForm(VersionForm):
+    assignee = forms.ModelChoiceField(queryset=get_user_model().objects.none(), to_field_name="username")
+
+    def __init__(self, *args, assignees=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["assignee"].queryset = get_user_model().objects.filter(pk__in=[u.pk for u in assignees]).order_by("username")
+
+
+class OverrideForm(VersionForm):
+    option = forms.CharField(required=False, widget=forms.HiddenInput)
+    location = forms.CharField(max_length=64, required=False)
+    supply = forms.CharField(max_length=64, required=False)
+    item = forms.CharField(max_length=64, required=False)
+    quantity = forms.DecimalField(max_digits=14, decimal_places=3)
+    reason_code = forms.ChoiceField(choices=[("", "— reason —")] + list(OverrideReason.choices))
+    note = forms.CharField(max_length=500, widget=forms.TextInput)
+
+    def clean(self):
+        data = super().clean()
+        option = (data.get("option") or "").strip()
+        if option:
+            # "sku|location|supply" from the alternatives list fills the three fields at once.
+            parts = option.split("|")
+            if len(parts) != 3:
+                raise forms.ValidationError({"option": "Unknown supply option."})
+            data["item"], data["location"], data["supply"] = parts
+        if not (data.get("location") or "").strip() or data.get("location") == "-":
+            raise forms.ValidationError({"option": "Choose the supply to take from."})
+        return data
+
+
+class SplitForm(VersionForm):
+    """Up to four parts: part-N-location / supply / quantity."""
+
+    reason_code = forms.ChoiceField(choices=[("", "— reason —")] + list(OverrideReason.choices))
+    note = forms.CharField(max_length=500, widget=forms.TextInput)
+    PARTS = 4
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for index in range(self.PARTS):
+            self.fields[f"part-{index}-location"] = forms.CharField(max_length=64, required=False)
+            self.fields[f"part-{index}-supply"] = forms.CharField(max_length=64, required=False)
+            self.fields[f"part-{index}-quantity"] = forms.DecimalField(max_digits=14, decimal_places=3, required=False)
+
+    def parts(self) -> list[dict]:
+        data = self.cleaned_data
+        return [
+            {
+                "location": data[f"part-{i}-location"],
+                "supply": data[f"part-{i}-supply"],
+                "quantity": data[f"part-{i}-quantity"],
+            }
+            for i in range(self.PARTS)
+            if data.get(f"part-{i}-location") or data.get(f"part-{i}-quantity") is not None
+        ]
+
+
+class DeferForm(VersionForm):
+    promised_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    reason = forms.CharField(max_length=300)
+
+
+class NoteForm(VersionForm):
+    note = forms.CharField(max_length=500, required=False)
+
+
+class ReasonForm(VersionForm):
+    reason = forms.CharField(max_length=300)
+
+
+class CommentForm(VersionForm):
+    body = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class BulkForm(forms.Form):
+    action = forms.ChoiceField(choices=[("claim", "Claim"), ("assign", "Assign"), ("dismiss", "Dismiss")])
+    selected = forms.MultipleChoiceField(choices=(), required=True)  # "id:version"
+    reason = forms.CharField(max_length=300, required=False)
+    assignee = forms.CharField(max_length=150, required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["selected"].choices = [(v, v) for v in self.data.getlist("selected")] if hasattr(self.data, "getlist") else []
+
+    def clean_selected(self) -> dict[int, int]:
+        selection = {}
+        for value in self.cleaned_data["selected"]:
+            try:
+                pk, version = (int(x) for x in value.split(":"))
+            except ValueError:
+                raise forms.ValidationError(f"Bad selection {value!r}.") from None
+            selection[pk] = version
+        return selection
+
+
+class SavedViewForm(forms.Form):
+    name = forms.CharField(max_length=80)
+    querystring = forms.CharField(max_length=500, required=False)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
+    reason = forms.CharField(max_length=1000, required=False, widget=forms.TextInput)
+
+
+class OverridePreviewForm(OverrideForm):
+    """The override form while it is being filled in: only supply and quantity matter."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("version", "reason_code", "note"):
+            self.fields[name].required = False

@@ -1,0 +1,419 @@
+"""Screens of the exceptions app: queues, the queue view, one exception with its actions,
+the approvals inbox and the shortage workbench. Thin: forms validate, services act, one
+view renders the full page or, for HTMX, the named partial."""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlencode
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.shortcuts import render
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from allocation import overrides
+from config.roles import role_required
+from exceptions import approvals, routing, selectors, services, workbench
+from exceptions.choices import ExceptionAction, ExceptionStatus, ExceptionType, OverrideReason, Severity
+from exceptions.errors import ActionError, ApprovalError, InvalidAction, StaleAction
+from exceptions.forms import (
+    AssignForm,
+    BulkForm,
+    CommentForm,
+    DecisionForm,
+    DeferForm,
+    NoteForm,
+    OverrideForm,
+    OverridePreviewForm,
+    ReasonForm,
+    SavedViewForm,
+    SplitForm,
+    VersionForm,
+)
+from exceptions.models import SavedView
+
+READERS = tuple(selectors.READER_ROLES)
+ACTORS = tuple(selectors.ACTOR_ROLES)
+PAGE_SIZE = 50
+
+
+def _redirect(request: HttpRequest, url: str) -> HttpResponse:
+    """After a successful POST: HX-Location for HTMX, a plain redirect otherwise."""
+    if request.htmx:
+        response = HttpResponse(status=204)
+        response["HX-Location"] = url
+        return response
+    return HttpResponseRedirect(url)
+
+
+# --------------------------------------------------------------------------- queues
+
+
+@role_required(*READERS)
+def queue_list(request: HttpRequest) -> HttpResponse:
+    """Every queue with its counts per status and SLA (overdue / due soon)."""
+    summaries = selectors.queue_summaries()
+    context = {"summaries": summaries, "total": sum(s.active for s in summaries)}
+    template = "exceptions/queue_list.html#queues" if request.htmx else "exceptions/queue_list.html"
+    return render(request, template, context)
+
+
+@role_required(*READERS)
+def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
+    """One queue: filters, sort, saved views, live counts, paginated rows, bulk actions."""
+    queue = selectors.get_queue_for(request.user, code)
+    now = timezone.now()
+    filters = selectors.parse_filters(request.GET)
+    base = selectors.visible_to(request.user).filter(queue=queue)
+    counts = selectors.status_counts(base, now)
+    if request.htmx and request.GET.get("part") == "counts":
+        return render(request, "exceptions/queue_detail.html#counts", {"queue": queue, "counts": counts})
+    qs = selectors.filter_exceptions(base, filters, user=request.user, now=now)
+    paginator = Paginator(qs, PAGE_SIZE)
+    page = paginator.get_page(request.GET.get("page"))
+    rows = [
+        {"exception": e, "sla": routing.sla_status(e.due_at, now), "age": routing.age_text(routing.age(e.raised_at, now))} for e in page.object_list
+    ]
+    query = QueryDict(mutable=True)
+    for key in ("status", "type", "assignee", "band", "sla", "q", "sort"):
+        value = request.GET.get(key)
+        if value:
+            query[key] = value
+    context = {
+        "queue": queue,
+        "counts": counts,
+        "filters": filters,
+        "rows": rows,
+        "page_obj": page,
+        "query": query.urlencode(),
+        "saved_views": SavedView.objects.filter(user=request.user, queue=queue),
+        "can_act": selectors.can_act(request.user),
+        "types": ExceptionType.choices,
+        "bands": Severity.choices,
+        "statuses": [("active", "Active")] + list(ExceptionStatus.choices) + [("all", "All")],
+        "sorts": [("jeopardy", "Jeopardy"), ("sla", "SLA due"), ("age", "Age"), ("value", "Value")],
+        "assignees": services.users_who_act() if selectors.can_act(request.user) else [],
+    }
+    template = "exceptions/queue_detail.html#rows" if request.htmx and request.GET.get("part") == "rows" else "exceptions/queue_detail.html"
+    return render(request, template, context, status=400 if filters.errors else 200)
+
+
+@role_required(*ACTORS)
+@require_POST
+def bulk_action(request: HttpRequest, code: str) -> HttpResponse:
+    """Claim, assign or dismiss the selected rows ("id:version"); reports stale and skipped rows."""
+    queue = selectors.get_queue_for(request.user, code)
+    back = reverse("exceptions:queue_detail", args=[queue.code]) + ("?" + request.POST["back"] if request.POST.get("back") else "")
+    form = BulkForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Select at least one exception and an action.")
+        return _redirect(request, back)
+    selection = {
+        pk: version
+        for pk, version in form.cleaned_data["selected"].items()
+        if pk in set(selectors.visible_to(request.user).filter(queue=queue, pk__in=list(form.cleaned_data["selected"])).values_list("pk", flat=True))
+    }
+    action = form.cleaned_data["action"]
+    try:
+        if action == "claim":
+            result = services.bulk_claim(selection, actor=request.user)
+        elif action == "assign":
+            assignee = next((u for u in services.users_who_act() if u.username == form.cleaned_data["assignee"]), None)
+            result = services.bulk_assign(selection, actor=request.user, assignee=assignee)
+        else:
+            result = services.bulk_dismiss(selection, actor=request.user, reason=form.cleaned_data["reason"])
+    except ActionError as error:
+        messages.error(request, error.message)
+        return _redirect(request, back)
+    summary = f"{action.capitalize()}: {len(result.done)} done"
+    if result.stale:
+        summary += f", {len(result.stale)} changed meanwhile (reload to see them)"
+    if result.skipped:
+        summary += f", {len(result.skipped)} skipped (" + "; ".join(f"#{k} {v}" for k, v in result.skipped.items()) + ")"
+    messages.success(request, summary + ".")
+    return _redirect(request, back)
+
+
+@role_required(*READERS)
+@require_POST
+def saved_view_create(request: HttpRequest, code: str) -> HttpResponse:
+    queue = selectors.get_queue_for(request.user, code)
+    form = SavedViewForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A saved view needs a name (80 characters at most).")
+        return _redirect(request, reverse("exceptions:queue_detail", args=[queue.code]))
+    view = services.save_view(
+        actor=request.user, queue=queue, name=form.cleaned_data["name"], querystring=form.cleaned_data["querystring"]
+    )
+    messages.success(request, f"Saved view “{view.name}”.")
+    return _redirect(request, reverse("exceptions:queue_detail", args=[queue.code]) + "?" + view.querystring)
+
+
+@role_required(*READERS)
+@require_POST
+def saved_view_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    view = SavedView.objects.filter(pk=pk, user=request.user).select_related("queue").first()
+    if view is None:
+        raise Http404("No such saved view.")
+    services.delete_view(actor=request.user, view_id=view.pk)
+    messages.success(request, f"Deleted view “{view.name}”.")
+    return _redirect(request, reverse("exceptions:queue_detail", args=[view.queue.code]))
+
+
+# --------------------------------------------------------------------------- one exception
+
+
+def _why_url(exception) -> str | None:
+    if not exception.line_id:
+        return None
+    try:
+        return reverse("allocation:line_why", args=[exception.line.order.number, exception.line.line])
+    except NoReverseMatch:
+        return None
+
+
+def _detail_context(request: HttpRequest, exception, **extra: Any) -> dict[str, Any]:
+    now = timezone.now()
+    line = exception.line
+    allocations = overrides.line_allocations([line.pk]).get(line.pk, []) if line else []
+    options = overrides.supply_options(line) if line else []
+    pending = list(approvals.pending_for(exception).select_related("requested_by"))
+    history = list(
+        exception.history.order_by("-history_date", "-history_id").values(
+            "version", "status", "history_change_reason", "history_user__username", "history_date"
+        )[:20]
+    )
+    context = {
+        "exception": exception,
+        "line": line,
+        "order": line.order if line else exception.order,
+        "allocations": allocations,
+        "allocated": sum((a.quantity for a in allocations), Decimal(0)),
+        "options": options,
+        "why_url": _why_url(exception),
+        "sla": routing.sla_status(exception.due_at, now),
+        "age": routing.age_text(routing.age(exception.raised_at, now)),
+        "pending": pending,
+        "comments": exception.comments.select_related("author"),
+        "history": history,
+        "can_act": selectors.can_act(request.user) and exception.is_active,
+        "is_mine": exception.assignee_id == request.user.pk,
+        "reasons": OverrideReason.choices,
+        "assignees": services.users_who_act(),
+        "errors": {},
+        "stale": None,
+        "action": "",
+        "form_data": {},
+        "today": timezone.localdate(),
+    }
+    context.update(extra)
+    return context
+
+
+@role_required(*READERS)
+def exception_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """An exception: its order and line, allocations, alternatives with their consequence,
+    the action forms, comments and history."""
+    exception = selectors.get_exception_for(request.user, pk)
+    return render(request, "exceptions/exception_detail.html", _detail_context(request, exception))
+
+
+@role_required(*ACTORS)
+def override_preview(request: HttpRequest, pk: int) -> HttpResponse:
+    """The consequence of an override before committing it (partial #consequence)."""
+    exception = selectors.get_exception_for(request.user, pk)
+    form = OverridePreviewForm(request.GET)
+    plan, error = None, ""
+    if form.is_valid():
+        try:
+            plan = services.preview_override(
+                exception,
+                [{k: form.cleaned_data[k] for k in ("location", "supply", "item", "quantity")}],
+            )
+        except InvalidAction as invalid:
+            error = invalid.message
+    else:
+        error = "; ".join(f"{k}: {v[0]}" for k, v in form.errors.items() if k in {"location", "quantity", "option"})
+    return render(request, "exceptions/exception_detail.html#consequence", {"plan": plan, "error": error})
+
+
+FORMS = {
+    ExceptionAction.CLAIM: VersionForm,
+    ExceptionAction.RELEASE: VersionForm,
+    ExceptionAction.ASSIGN: AssignForm,
+    ExceptionAction.ACCEPT: VersionForm,
+    ExceptionAction.OVERRIDE: OverrideForm,
+    ExceptionAction.SPLIT: SplitForm,
+    ExceptionAction.DEFER: DeferForm,
+    ExceptionAction.HOLD: NoteForm,
+    ExceptionAction.RELEASE_TO_WAREHOUSE: NoteForm,
+    ExceptionAction.ESCALATE: NoteForm,
+    ExceptionAction.DISMISS: ReasonForm,
+    ExceptionAction.COMMENT: CommentForm,
+}
+
+
+def _perform(action: str, exception_id: int, data: dict[str, Any], form, actor) -> services.ActionResult:
+    common = {"actor": actor, "expected_version": data["version"]}
+    if action == ExceptionAction.CLAIM:
+        return services.claim(exception_id, **common)
+    if action == ExceptionAction.RELEASE:
+        return services.release(exception_id, **common)
+    if action == ExceptionAction.ASSIGN:
+        return services.assign(exception_id, assignee=data["assignee"], **common)
+    if action == ExceptionAction.ACCEPT:
+        return services.accept(exception_id, **common)
+    if action == ExceptionAction.OVERRIDE:
+        return services.override(
+            exception_id, location=data["location"], supply=data.get("supply", ""), item=data.get("item", ""),
+            quantity=data["quantity"], reason_code=data["reason_code"], note=data["note"], **common,
+        )
+    if action == ExceptionAction.SPLIT:
+        return services.split(exception_id, parts=form.parts(), reason_code=data["reason_code"], note=data["note"], **common)
+    if action == ExceptionAction.DEFER:
+        return services.defer_promise(exception_id, promised_date=data["promised_date"], reason=data["reason"], **common)
+    if action == ExceptionAction.HOLD:
+        return services.hold(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.RELEASE_TO_WAREHOUSE:
+        return services.release_to_warehouse(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.ESCALATE:
+        return services.escalate(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.DISMISS:
+        return services.dismiss(exception_id, reason=data["reason"], **common)
+    return services.comment(exception_id, body=data["body"], **common)
+
+
+def _run_message(result: services.ActionResult) -> str:
+    run = result.run
+    if run is None:
+        return ""
+    return f" Allocation run #{run.pk} {run.status}: {getattr(run, 'changed_line_count', 0)} line(s) changed."
+
+
+@role_required(*ACTORS)
+@require_POST
+def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
+    """Perform one action. Success: back to the exception (or the next one in the queue for
+    claim-less flows) with a message naming the run it triggered. Bad input: 400 with the
+    fields named. Stale: 409 showing what changed; nothing is applied."""
+    exception = selectors.get_exception_for(request.user, pk)
+    if action not in FORMS:
+        raise Http404("No such action.")
+    form_class = FORMS[action]
+    form = form_class(request.POST, assignees=services.users_who_act()) if form_class is AssignForm else form_class(request.POST)
+    if not form.is_valid():
+        errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
+        context = _detail_context(request, exception, errors=errors, action=action, form_data=request.POST)
+        return render(request, "exceptions/exception_detail.html", context, status=400)
+    try:
+        result = _perform(action, exception.pk, form.cleaned_data, form, request.user)
+    except StaleAction as stale:
+        exception = selectors.get_exception_for(request.user, pk)
+        context = _detail_context(request, exception, stale=stale, action=action)
+        return render(request, "exceptions/exception_detail.html", context, status=409)
+    except ActionError as error:
+        field = error.data.get("field", "__all__")
+        context = _detail_context(request, exception, errors={field: [error.message]}, action=action, form_data=request.POST)
+        return render(request, "exceptions/exception_detail.html", context, status=400 if error.code != "forbidden" else 403)
+    messages.success(request, result.message + _run_message(result))
+    return _redirect(request, reverse("exceptions:exception_detail", args=[exception.pk]))
+
+
+# --------------------------------------------------------------------------- approvals
+
+
+@role_required("approver")
+def approval_inbox(request: HttpRequest) -> HttpResponse:
+    """Pending requests the approver may decide (never their own), oldest first."""
+    pending = list(selectors.approval_inbox(request.user)[:200])
+    subjects = selectors.subjects_of(pending)
+    lines = workbench.line_subjects(pending)
+    decided = list(
+        selectors.approvals_visible_to(request.user).exclude(status="pending").filter(decided_by=request.user).order_by("-decided_at")[:20]
+    )
+    context = {
+        "pending": [
+            {"approval": a, "exception": subjects.get(a.subject_id) if a.kind.startswith("exception.") else None,
+             "line": lines.get(a.subject_id) if a.kind.startswith("line.") else None}
+            for a in pending
+        ],
+        "decided": decided,
+        "mine": list(
+            selectors.approvals_visible_to(request.user).filter(status="pending", requested_by=request.user)
+        ),
+    }
+    return render(request, "exceptions/approval_inbox.html", context)
+
+
+@role_required("approver")
+@require_POST
+def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    """Approve or reject a request (reason required to reject); the requester never decides."""
+    approval = selectors.get_approval_for(request.user, pk)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose approve or reject.")
+        return _redirect(request, reverse("exceptions:approval_inbox"))
+    try:
+        if form.cleaned_data["decision"] == "approve":
+            approvals.approve(approval.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            messages.success(request, f"Approved request #{approval.pk}.")
+        else:
+            approvals.reject(approval.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            messages.success(request, f"Rejected request #{approval.pk}.")
+    except ApprovalError as error:
+        messages.error(request, error.message)
+        response = render(
+            request,
+            "exceptions/approval_inbox.html",
+            {"pending": [], "decided": [], "mine": [], "error": error.message, "error_approval": approval},
+            status=403 if error.code == "self_approval" else 400,
+        )
+        return response
+    return _redirect(request, reverse("exceptions:approval_inbox"))
+
+
+# --------------------------------------------------------------------------- shortage workbench
+
+
+@role_required(*ACTORS)
+@require_http_methods(["GET", "POST"])
+def shortage_workbench(request: HttpRequest, sku: str) -> HttpResponse:
+    """All open lines competing for one item at one location, ranked, with what each holds:
+    the planner cuts low-priority lines and gives to higher ones; commit pins the result
+    through the same override services and approvals."""
+    board = workbench.load_board(sku, request.GET.get("location") or request.POST.get("location") or "")
+    if board is None:
+        raise Http404("No such item.")
+    errors: dict[str, str] = {}
+    status = 200
+    if request.method == "POST":
+        try:
+            targets, seen = workbench.parse_targets(request.POST, board)
+            result = workbench.commit(
+                actor=request.user,
+                sku=board.sku,
+                location_code=board.location.code,
+                targets=targets,
+                seen=seen,
+                reason_code=request.POST.get("reason_code", ""),
+                note=request.POST.get("note", ""),
+            )
+        except StaleAction as stale:
+            errors["__all__"] = stale.message
+            board = workbench.load_board(sku, board.location.code)
+            status = 409
+        except ActionError as error:
+            errors[error.data.get("field", "__all__")] = error.message
+            status = 400
+        else:
+            messages.success(request, result.summary + _run_message(result))  # type: ignore[arg-type]
+            return _redirect(
+                request, reverse("exceptions:shortage_workbench", args=[board.sku]) + "?" + urlencode({"location": board.location.code})
+            )
+    context = {"board": board, "errors": errors, "reasons": OverrideReason.choices, "form_data": request.POST if request.method == "POST" else {}}
+    return render(request, "exceptions/shortage_workbench.html", context, status=status)
