@@ -10,6 +10,7 @@ from __future__ import annotations
 import django_filters
 from django import forms
 from django.db.models import Q, QuerySet
+from django_filters.widgets import BooleanWidget
 
 from allocation import selectors
 from allocation.choices import OrderStatus, SupplyKind, SupplyStatus
@@ -18,6 +19,14 @@ from allocation.models import Customer, InventoryPosition, Item, Location, Order
 DATE = forms.DateInput(attrs={"type": "date"})
 SEARCH = forms.TextInput(attrs={"type": "search", "placeholder": "Search", "autocomplete": "off"})
 TIER_CHOICES = [(str(tier), f"Tier {tier}") for tier in (1, 2, 3, 4)]
+
+
+class AnyYesNo(BooleanWidget):
+    """``true``/``false`` in the URL (as the API takes them), "Any" when not set."""
+
+    def __init__(self, attrs=None):
+        super().__init__(attrs)
+        self.choices = [("", "Any"), ("true", "Yes"), ("false", "No")]
 
 
 def _location_filter(field_name: str = "location") -> django_filters.ModelChoiceFilter:
@@ -43,7 +52,7 @@ class OrderFilter(django_filters.FilterSet):
         field_name="requested_date", lookup_expr="gte", label="Requested from", widget=DATE
     )
     requested_to = django_filters.DateFilter(field_name="requested_date", lookup_expr="lte", label="Requested to", widget=DATE)
-    has_shortage = django_filters.BooleanFilter(method="shortage", label="Has shortage")
+    has_shortage = django_filters.BooleanFilter(method="shortage", label="Has shortage", widget=AnyYesNo)
 
     class Meta:
         model = Order
@@ -63,7 +72,6 @@ class InventoryFilter(django_filters.FilterSet):
     """Positions by item (SKU or description) or location code, item class, location, region, short items."""
 
     q = django_filters.CharFilter(method="search", label="Item or location", widget=SEARCH)
-    sku = django_filters.CharFilter(field_name="item__sku", label="SKU")
     item_class = django_filters.ChoiceFilter(
         field_name="item__item_class", choices=selectors.item_class_choices, label="Item class", empty_label="Any class"
     )
@@ -71,7 +79,7 @@ class InventoryFilter(django_filters.FilterSet):
     region = django_filters.ChoiceFilter(
         field_name="location__region", choices=selectors.region_choices, label="Region", empty_label="Any region"
     )
-    short_only = django_filters.BooleanFilter(method="short", label="Short items")
+    short_only = django_filters.BooleanFilter(method="short", label="Short items", widget=AnyYesNo)
 
     class Meta:
         model = InventoryPosition
@@ -91,7 +99,6 @@ class SupplyFilter(django_filters.FilterSet):
     """Supply by reference or SKU, kind, status, location, ETA range and minimum confidence."""
 
     q = django_filters.CharFilter(method="search", label="Reference or SKU", widget=SEARCH)
-    sku = django_filters.CharFilter(field_name="item__sku", label="SKU")
     kind = django_filters.ChoiceFilter(choices=SupplyKind.choices, empty_label="Any kind")
     status = django_filters.ChoiceFilter(choices=SupplyStatus.choices, empty_label="Any status")
     location = _location_filter()
@@ -109,6 +116,18 @@ class SupplyFilter(django_filters.FilterSet):
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
         return queryset.filter(Q(ref__icontains=value) | Q(item__sku__icontains=value))
+
+
+class InventoryApiFilter(InventoryFilter):
+    """The inventory filters plus an exact SKU (read API)."""
+
+    sku = django_filters.CharFilter(field_name="item__sku", label="SKU")
+
+
+class SupplyApiFilter(SupplyFilter):
+    """The supply filters plus an exact SKU (read API)."""
+
+    sku = django_filters.CharFilter(field_name="item__sku", label="SKU")
 
 
 class ItemFilter(django_filters.FilterSet):

@@ -12,11 +12,11 @@ from allocation import selectors
 from allocation.api import serializers
 from allocation.forms import (
     CustomerFilter,
-    InventoryFilter,
+    InventoryApiFilter,
     ItemFilter,
     LocationFilter,
     OrderFilter,
-    SupplyFilter,
+    SupplyApiFilter,
 )
 from config.roles import READERS, RolePermission
 
@@ -75,7 +75,7 @@ class InventoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     required_roles = {"GET": READERS}
     queryset = selectors.inventory_rows()
     serializer_class = serializers.InventorySerializer
-    filterset_class = InventoryFilter
+    filterset_class = InventoryApiFilter
 
 
 class SupplyViewSet(ReadOnly):
@@ -83,5 +83,5 @@ class SupplyViewSet(ReadOnly):
 
     queryset = selectors.supply_rows()
     serializer_class = serializers.SupplySerializer
-    filterset_class = SupplyFilter
+    filterset_class = SupplyApiFilter
     lookup_field = "ref"

@@ -38,6 +38,7 @@ def test_order_list_full_page_has_layout_filters_and_rows(reader, distributor):
     assert 'hx-get="/orders/"' in html and 'hx-target="#results"' in html and 'hx-push-url="true"' in html
     assert keys(response) == ["SO-1", "SO-2", "SO-3"]
     assert response["Vary"].count("HX-Request") == 1
+    assert '<option value="" selected>Any</option>\n\n  <option value="true">Yes</option>' in html
 
 
 def test_order_list_htmx_request_gets_only_the_results_partial(reader, distributor):
