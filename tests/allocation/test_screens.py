@@ -313,3 +313,28 @@ def test_integration_and_outsider_are_forbidden_and_anonymous_sent_to_login(clie
     response = client.get(url)
     assert response.status_code == 302
     assert response["Location"].startswith("/login/")
+
+
+# --- in the browser ---------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_filters_update_the_rows_in_place_and_the_url(page, live_server, planner, distributor):
+    page.goto(live_server.url + reverse("login"))
+    page.fill("input[name=username]", planner.username)
+    page.fill("input[name=password]", "pw-" + planner.username)
+    page.click("button[type=submit]")
+    page.goto(live_server.url + reverse("allocation:order_list"))
+    page.evaluate("window.stillTheSamePage = true")
+
+    page.select_option("select[name=channel]", "ecommerce")
+    page.wait_for_function("document.querySelectorAll('#results tr[data-key]').length === 1")
+
+    assert page.locator("#results tr[data-key]").get_attribute("data-key") == "SO-2"
+    assert page.evaluate("window.stillTheSamePage") is True
+    assert "channel=ecommerce" in page.url
+    page.fill("input[name=q]", "mercy")
+    page.select_option("select[name=channel]", "")
+    page.wait_for_function("document.querySelectorAll('#results tr[data-key]').length === 2")
+    assert page.locator("#results tr[data-key]").evaluate_all("rows => rows.map(r => r.dataset.key)") == ["SO-1", "SO-3"]
