@@ -86,8 +86,11 @@ class Event(models.Model):
     received_at = models.DateTimeField(default=timezone.now)
     applied_at = models.DateTimeField(null=True, blank=True)
     processed_at = models.DateTimeField(null=True, blank=True)
-    batch = models.ForeignKey(EventBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="events")
-    retried_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Unindexed: every index costs each of the many inserts, and these are rarely searched.
+    batch = models.ForeignKey(EventBatch, null=True, blank=True, on_delete=models.SET_NULL, related_name="events", db_index=False)
+    retried_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     retried_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -98,7 +101,6 @@ class Event(models.Model):
             models.Index(fields=["source", "status", "id"], name="event_source_status"),
             models.Index(fields=["type", "id"], name="event_type"),
             models.Index(fields=["entity_key"], name="event_entity"),
-            models.Index(fields=["event_id"], name="event_envelope_id"),
         ]
 
     def __str__(self) -> str:

@@ -24,7 +24,11 @@ def events_matching(*, source: str = "", status: str = "", type: str = "", searc
     search = search.strip()
     if search:
         keys = [search] + [f"{prefix}:{search}" for prefix in ENTITY_PREFIXES]
-        events = events.filter(Q(event_id=search) | Q(entity_key__in=keys) | Q(entity_key__startswith=f"position:{search}:"))
+        # (source, event_id) is the unique index: name every source so the id lookup uses it.
+        source_ids = list(Source.objects.values_list("pk", flat=True))
+        events = events.filter(
+            Q(source_id__in=source_ids, event_id=search) | Q(entity_key__in=keys) | Q(entity_key__startswith=f"position:{search}:")
+        )
     return events
 
 

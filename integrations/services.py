@@ -259,7 +259,10 @@ def _store_events(events: list[Event], batch: EventBatch) -> set[tuple[int, str]
         except IntegrityError:
             pass
     Event.objects.bulk_create(events, batch_size=INSERT_BATCH, ignore_conflicts=True)
-    return set(Event.objects.filter(batch=batch).values_list("source_id", "event_id"))
+    keys = [(e.source_id, e.event_id) for e in events]
+    rows = Event.objects.filter(source_id__in={k[0] for k in keys}, event_id__in={k[1] for k in keys})
+    wanted = set(keys)
+    return {(s, e) for s, e, b in rows.values_list("source_id", "event_id", "batch_id") if b == batch.pk and (s, e) in wanted}
 
 
 def _stored_versions(keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple[int, str]]:

@@ -125,22 +125,22 @@ class Command(BaseCommand):
         self.stdout.write(f"{len(stream)} events on {connection.vendor} ({connection.settings_dict['NAME']})")
         accepted = duplicates = rejected = 0
         with deferred_processing(skip_runs=not with_runs):
-            started = time.perf_counter()
+            started, cpu = time.perf_counter(), time.process_time()
             for start in range(0, len(stream), BATCH_SIZE):
                 result = ingest(stream[start : start + BATCH_SIZE], via=BatchVia.FILE)
                 accepted += result.accepted
                 duplicates += result.duplicates
                 rejected += result.rejected
-            ingest_seconds = time.perf_counter() - started
-            started = time.perf_counter()
+            ingest_seconds, ingest_cpu = time.perf_counter() - started, time.process_time() - cpu
+            started, cpu = time.perf_counter(), time.process_time()
             summary = process_pending()
-            apply_seconds = time.perf_counter() - started
+            apply_seconds, apply_cpu = time.perf_counter() - started, time.process_time() - cpu
         self.stdout.write(
             f"ingest: {accepted} accepted, {duplicates} duplicates, {rejected} rejected in {ingest_seconds:.2f}s "
-            f"= {accepted / ingest_seconds:,.0f} accepted events/s"
+            f"= {accepted / ingest_seconds:,.0f} accepted events/s (this process used {ingest_cpu:.2f}s CPU)"
         )
         self.stdout.write(
             f"apply: {summary.applied} applied, {summary.stale} stale, {summary.parked} parked, {summary.failed} failed "
             f"in {apply_seconds:.2f}s = {summary.processed / apply_seconds:,.0f} processed events/s, "
-            f"{summary.applied / apply_seconds:,.0f} applied events/s"
+            f"{summary.applied / apply_seconds:,.0f} applied events/s (this process used {apply_cpu:.2f}s CPU)"
         )
