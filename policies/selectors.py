@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import Http404
 
 from config import roles
+from policies import schema
 from policies.choices import VersionStatus
 from policies.errors import NoActivePolicy
 from policies.models import PolicyRule, PolicyVersion, Protection, Quota
@@ -61,11 +62,29 @@ def quantity_number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def canonical_scope(scope: dict[str, Any]) -> dict[str, Any]:
+    """A scope with its dimensions in precedence order (PostgreSQL's jsonb does not keep key order)."""
+    return {d: scope[d] for d in schema.DIMENSIONS if d in scope} | {k: v for k, v in scope.items() if k not in schema.DIMENSIONS}
+
+
+def canonical_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """Settings in catalogue order, weights in factor order, so exports are stable on every database."""
+    ordered = {name: settings[name] for name in schema.SETTING_NAMES if name in settings}
+    ordered |= {k: v for k, v in settings.items() if k not in ordered}
+    weights = ordered.get("weights")
+    if isinstance(weights, dict):
+        ordered["weights"] = {f: weights[f] for f in schema.WEIGHT_FACTORS if f in weights} | {
+            k: v for k, v in weights.items() if k not in schema.WEIGHT_FACTORS
+        }
+    return ordered
+
+
 def export_document(version: PolicyVersion) -> dict[str, Any]:
     """The version as a policy document (policies-v1.md), in three queries.
 
     Keys exactly as the spec: name, effective_from, rules[{scope, settings}],
     protections[{sku, location, quantity, for}], quotas[{sku|item_class, for, period, quantity}].
+    Object keys come out in a canonical order (dimensions by precedence, settings by catalogue).
     """
     rules = PolicyRule.objects.filter(version=version).order_by("position", "pk")
     protections = Protection.objects.filter(version=version).order_by("position", "pk")
@@ -73,13 +92,13 @@ def export_document(version: PolicyVersion) -> dict[str, Any]:
     quota_docs = []
     for quota in quotas:
         target = {"sku": quota.sku} if quota.sku else {"item_class": quota.item_class}
-        quota_docs.append({**target, "for": quota.for_scope, "period": quota.period, "quantity": quantity_number(quota.quantity)})
+        quota_docs.append({**target, "for": canonical_scope(quota.for_scope), "period": quota.period, "quantity": quantity_number(quota.quantity)})
     return {
         "name": version.name,
         "effective_from": format_datetime(version.effective_from),
-        "rules": [{"scope": rule.scope, "settings": rule.settings} for rule in rules],
+        "rules": [{"scope": canonical_scope(rule.scope), "settings": canonical_settings(rule.settings)} for rule in rules],
         "protections": [
-            {"sku": p.sku, "location": p.location, "quantity": quantity_number(p.quantity), "for": p.for_scope}
+            {"sku": p.sku, "location": p.location, "quantity": quantity_number(p.quantity), "for": canonical_scope(p.for_scope)}
             for p in protections
         ],
         "quotas": quota_docs,

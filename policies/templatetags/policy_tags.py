@@ -5,6 +5,8 @@ from typing import Any
 
 from django import template
 
+from policies.schema import DIMENSIONS, SETTING_NAMES
+
 register = template.Library()
 
 
@@ -21,7 +23,16 @@ def scope_text(scope: Any) -> str:
     """``customer_segment=healthcare, channel=ecommerce``; the empty scope reads as global."""
     if not scope:
         return "global (every line)"
-    return ", ".join(f"{key}={value}" for key, value in scope.items())
+    ordered = [d for d in DIMENSIONS if d in scope] + [k for k in scope if k not in DIMENSIONS]
+    return ", ".join(f"{key}={scope[key]}" for key in ordered)
+
+
+@register.filter
+def in_catalogue_order(settings: Any) -> list[tuple[str, Any]]:
+    """A rule's settings as (name, value) pairs in catalogue order."""
+    if not isinstance(settings, dict):
+        return []
+    return [(n, settings[n]) for n in SETTING_NAMES if n in settings] + [(k, v) for k, v in settings.items() if k not in SETTING_NAMES]
 
 
 @register.filter
