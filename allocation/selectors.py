@@ -108,8 +108,8 @@ def with_shortage(queryset: QuerySet[Order], value: bool) -> QuerySet[Order]:
     return queryset.filter(shortage) if value else queryset.exclude(shortage)
 
 
-def order_detail(number: str) -> Order:
-    """One order with its lines, their items and allocations (with location and supply); 404 if unknown."""
+def _lines_with_allocations() -> Prefetch:
+    """Prefetch of an order's lines in line order, each with its item and allocations."""
     allocations = Allocation.objects.select_related("item", "location", "supply").order_by("confirmed_date", "id")
     lines = (
         OrderLine.objects.select_related("item", "ship_from")
@@ -117,10 +117,15 @@ def order_detail(number: str) -> Order:
         .prefetch_related(Prefetch("allocations", queryset=allocations))
         .order_by("line")
     )
+    return Prefetch("lines", queryset=lines)
+
+
+def order_detail(number: str) -> Order:
+    """One order with its lines, their items and allocations (with location and supply); 404 if unknown."""
     try:
         return (
             Order.objects.select_related("customer", "customer__home_location")
-            .prefetch_related(Prefetch("lines", queryset=lines))
+            .prefetch_related(_lines_with_allocations())
             .get(number=number)
         )
     except Order.DoesNotExist as error:
@@ -193,10 +198,4 @@ def customer_rows() -> QuerySet[Customer]:
 
 def order_api_rows() -> QuerySet[Order]:
     """Orders for the API: the list figures plus lines, items and allocations prefetched."""
-    allocations = Allocation.objects.select_related("item", "location", "supply").order_by("confirmed_date", "id")
-    lines = (
-        OrderLine.objects.select_related("item", "ship_from")
-        .prefetch_related(Prefetch("allocations", queryset=allocations))
-        .order_by("line")
-    )
-    return order_rows().prefetch_related(Prefetch("lines", queryset=lines))
+    return order_rows().prefetch_related(_lines_with_allocations())

@@ -54,13 +54,14 @@ class LineAllocationSerializer(serializers.ModelSerializer):
 class OrderLineSerializer(serializers.ModelSerializer):
     sku = serializers.CharField(source="item.sku", read_only=True)
     ship_from = serializers.SlugRelatedField(slug_field="code", read_only=True)
+    allocated_quantity = serializers.DecimalField(**QUANTITY)
     allocations = LineAllocationSerializer(many=True, read_only=True)
 
     class Meta:
         model = OrderLine
         fields = [
             "line", "sku", "quantity", "shipped_quantity", "unit_price", "unit_cost", "allow_substitute",
-            "ship_from", "status", "allocations",
+            "ship_from", "status", "allocated_quantity", "allocations",
         ]
 
 

@@ -79,6 +79,7 @@ def test_order_detail_by_number_with_nested_lines_and_allocations(api, distribut
     assert body["lines"] == [{
         "line": 1, "sku": "VLV-0002", "quantity": "10.000", "shipped_quantity": "0.000", "unit_price": "90.0000",
         "unit_cost": "62.0000", "allow_substitute": False, "ship_from": None, "status": "open",
+        "allocated_quantity": "5.000",
         "allocations": [{"sku": "VLV-0002", "location": "DC-WEST-1", "supply_ref": None, "quantity": "5.000",
                          "confirmed_date": "2026-06-10", "state": "proposed"}],
     }]
