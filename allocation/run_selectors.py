@@ -6,6 +6,7 @@ screens in ``allocation.run_views`` only check roles and render.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -181,6 +182,9 @@ class LineWhy:
     settings: list[dict[str, Any]] = field(default_factory=list)
     allocations: list[Allocation] = field(default_factory=list)
     allocated: Decimal = ZERO
+    due: dt.date | None = None
+    on_time: Decimal = ZERO
+    late: list[Allocation] = field(default_factory=list)
     open_exceptions: list[DecisionException] = field(default_factory=list)
     history: list[LineDecisionLog] = field(default_factory=list)
     history_count: int = 0
@@ -217,6 +221,7 @@ def line_why(number: str, line: int) -> LineWhy:
             "raised_at", "id"
         )
     )
+    due = order_line.order.promised_date or order_line.order.requested_date
     history_rows = LineDecisionLog.objects.filter(line=order_line).select_related("run", "policy_version")
     if log is not None:
         history_rows = history_rows.exclude(pk=log.pk)
@@ -226,6 +231,9 @@ def line_why(number: str, line: int) -> LineWhy:
         log=log,
         allocations=allocations,
         allocated=sum((a.quantity for a in allocations), ZERO),
+        due=due,
+        on_time=sum((a.quantity for a in allocations if a.confirmed_date <= due), ZERO),
+        late=[a for a in allocations if a.confirmed_date > due],
         open_exceptions=exceptions,
         history=history,
         history_count=len(history) if len(history) < HISTORY_LIMIT else history_rows.count(),
@@ -359,15 +367,29 @@ def get_simulation(pk: int) -> AllocationRun:
     return run
 
 
-def _total(entries: list[dict[str, Any]], limit: int) -> str:
-    """The absolute sum of the first ``limit`` entries' changes, as plain text."""
-    total = sum((Decimal(entry["change"]) for entry in entries[:limit]), ZERO)
-    return format(abs(total).normalize(), "f") if total else "0"
+def _text(value: Decimal) -> str:
+    return format(value.normalize(), "f") if value else "0"
+
+
+def _simulation_entry(entry: dict[str, Any]) -> dict[str, Any]:
+    """A gaining or losing line with its reserved and on-time changes (absolute, as text)."""
+    before, after = Decimal(entry["before"]), Decimal(entry["after"])
+    on_time_before = Decimal(entry.get("on_time_before", entry["before"]))
+    on_time_after = Decimal(entry.get("on_time_after", entry["after"]))
+    return {
+        **entry,
+        "on_time_before": _text(on_time_before),
+        "on_time_after": _text(on_time_after),
+        "difference": abs(after - before),
+        "quantity": _text(abs(after - before)),
+        "on_time_quantity": _text(abs(on_time_after - on_time_before)),
+    }
 
 
 def simulation_view(payload: dict[str, Any], limit: int = 50) -> dict[str, Any]:
-    """The simulation payload shaped for the page: top ``limit`` gaining and losing with totals,
-    fill rates before/after with the change in points, exceptions added and removed."""
+    """The simulation payload shaped for the page: top ``limit`` gaining and losing with the
+    total reserved quantity gained and lost, fill rates before/after with the change in
+    points, exceptions added and removed."""
 
     def rates(name: str) -> list[dict[str, Any]]:
         rows = []
@@ -378,19 +400,18 @@ def simulation_view(payload: dict[str, Any], limit: int = 50) -> dict[str, Any]:
             })
         return rows
 
-    def with_quantity(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return [{**entry, "quantity": entry["change"].lstrip("-")} for entry in entries]
-
-    gaining = with_quantity(list(payload.get("gaining") or []))
-    losing = with_quantity(list(payload.get("losing") or []))
+    gaining = [_simulation_entry(entry) for entry in payload.get("gaining") or []]
+    losing = [_simulation_entry(entry) for entry in payload.get("losing") or []]
     return {
         "lines": payload.get("lines", 0),
         "gaining": gaining[:limit],
         "losing": losing[:limit],
         "gaining_count": payload.get("gaining_count", len(gaining)),
         "losing_count": payload.get("losing_count", len(losing)),
-        "gaining_total": _total(gaining, len(gaining)),
-        "losing_total": _total(losing, len(losing)),
+        "gaining_total": _text(sum((entry["difference"] for entry in gaining), ZERO)),
+        "losing_total": _text(sum((entry["difference"] for entry in losing), ZERO)),
+        "gaining_on_time_total": _text(sum((Decimal(entry["on_time_quantity"]) for entry in gaining), ZERO)),
+        "losing_on_time_total": _text(sum((Decimal(entry["on_time_quantity"]) for entry in losing), ZERO)),
         "listed_gaining": len(gaining),
         "listed_losing": len(losing),
         "by_segment": rates("fill_rate_by_segment"),

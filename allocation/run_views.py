@@ -206,8 +206,10 @@ def shortage_board(request: HttpRequest, sku: str) -> HttpResponse:
 # --- simulations ------------------------------------------------------------------------------
 
 
-def _simulation_context(run: AllocationRun) -> dict[str, Any]:
-    context: dict[str, Any] = {"run": run, "version": run.policy_version}
+def _simulation_context(request: HttpRequest, run: AllocationRun) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "run": run, "version": run.policy_version, "can_simulate": roles.has_role(request.user, {roles.POLICY_ADMIN}),
+    }
     result = getattr(run, "simulation_result", None) if run.status == RunStatus.SUCCEEDED else None
     if result is not None:
         context["result"] = selectors.simulation_view(result.payload)
@@ -236,7 +238,7 @@ def simulate_start(request: HttpRequest, pk: int) -> HttpResponse:
     run = start_simulation(version, actor=request.user)
     run = selectors.get_simulation(run.pk)  # a broker-less setup ran it already, on commit
     if request.htmx:
-        return render(request, "allocation/simulation_result.html#simulation-panel", _simulation_context(run))
+        return render(request, "allocation/simulation_result.html#simulation-panel", _simulation_context(request, run))
     return redirect("allocation:simulation_status", pk=run.pk)
 
 
@@ -252,6 +254,6 @@ def simulation_status(request: HttpRequest, pk: int) -> HttpResponse:
     template = "allocation/simulation_result.html"
     if _htmx_target(request) == "simulation-panel":
         template += "#simulation-panel"
-    response = render(request, template, _simulation_context(run))
+    response = render(request, template, _simulation_context(request, run))
     patch_vary_headers(response, ("HX-Request", "HX-Target"))
     return response

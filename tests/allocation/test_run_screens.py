@@ -358,6 +358,8 @@ def test_why_shows_current_allocations_and_open_exceptions(as_planner, valves):
     assert "DC-WEST" in allocations and "PO-1" in allocations and "2026-06-10" in allocations
     assert re.findall(r'<tr data-exception-type="(\w+)">', html) == ["promise_at_risk"]
     assert "<li>inbound PO-1 DC-EAST VALVE-10 30 eta 2026-06-10</li>" in html
+    assert "Only <strong>10</strong> of 40 confirmed by the due date 2026-06-03; later:" in html
+    assert "<li>30 from PO-1 at DC-EAST, confirmed 2026-06-10</li>" in html
 
 
 def test_why_lists_earlier_decisions_newest_first_with_run_and_policy_version(
@@ -417,19 +419,21 @@ def test_shortage_board_ranks_competing_lines_with_holdings_and_supply(as_planne
     assert re.findall(r'<tr data-supply="([\w-]+)">', html) == ["PO-2", "PO-1"]  # by ETA
 
 
-def test_shortage_board_includes_lines_holding_the_item_as_a_substitute(
-    as_planner, valves, django_capture_on_commit_callbacks
-):
-    from integrations.services import ingest, process_pending
+def test_shortage_board_includes_lines_holding_the_item_as_a_substitute(as_planner, valves):
+    from allocation.models import Allocation, Item, Location, OrderLine
 
-    with django_capture_on_commit_callbacks(execute=True):
-        ingest(scenario_events("valves-2.jsonl"), actor=None, via="file")
-        process_pending()
+    so2 = OrderLine.objects.get(order__number="SO-2", line=1)
+    Allocation.objects.create(
+        line=so2, item=Item.objects.get(sku="VALVE-10X"), location=Location.objects.get(code="DC-EAST"),
+        quantity=30, confirmed_date=dt.date(2026, 6, 1), state="proposed",
+    )
 
     html = html_of(as_planner.get(reverse("allocation:shortage_board", args=["VALVE-10X"])))
 
     assert row_keys(html) == ["SO-2/1"]
-    assert "substitute for VALVE-10" in html and "DC-EAST on hand (VALVE-10X): 30" in html
+    row = html.split('<tr data-line="SO-2/1">')[1].split("</tr>")[0]
+    assert "substitute for VALVE-10" in row and "DC-EAST on hand (VALVE-10X): 30" in row
+    assert "DC-EAST on hand: 30" in row and "DC-WEST on hand: 20" in row
 
 
 def test_shortage_board_of_an_unknown_item_is_404(as_planner, distributor):
@@ -480,8 +484,9 @@ def test_simulation_page_shows_healthcare_losing_60_on_so1(client, policy_admin,
     losing = html.split('<div id="losing">')[1].split('<div id="gaining">')[0]
     assert row_keys(losing) == ["SO-1/1"]
     so1 = losing.split('<tr data-line="SO-1/1">')[1].split("</tr>")[0]
-    assert '<td>healthcare</td>' in so1 and '<td class="num">60</td><td class="num">0</td><td class="num loses">60</td>' in so1
-    assert "top 1 of 1 · total 60" in losing
+    assert '<td>healthcare</td>' in so1
+    assert '<td class="num">60</td><td class="num">0</td><td class="num loses">60</td><td class="num">60 → 0</td>' in so1
+    assert "top 1 of 1 · 60 reserved and 60 on time lost" in losing
     segment = html.split('<tr data-name="healthcare">')[1].split("</tr>")[0]
     assert '<td class="num">100.0%</td>' in segment and '<td class="num">0.0%</td>' in segment
     assert "-100.0 pts" in segment
@@ -507,7 +512,8 @@ def test_simulate_from_htmx_returns_a_polling_panel_until_the_simulation_ends(
     assert f'hx-get="{status_url}" {POLL}' in html_of(started) and "<html" not in html_of(started)
     assert POLL in queued
     assert finished.lstrip().startswith('<section class="card" id="simulation-panel" data-status="succeeded"')
-    assert "hx-trigger" not in finished and row_keys(finished.split('<div id="losing">')[1]) [0] == "SO-1/1"
+    assert "hx-trigger" not in finished and row_keys(finished.split('<div id="losing">')[1])[0] == "SO-1/1"
+    assert f'hx-post="/policies/versions/{losing_draft.pk}/simulate/"' in finished  # simulate again
 
 
 @pytest.mark.parametrize("role", ["planner", "approver", "finance", "integration", "outsider"])
