@@ -24,6 +24,11 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+def copy_rows(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY plain rows (already in column order; text for JSON columns) into ``table``."""
+    _copy(table, columns, rows)
+
+
 def _copy(table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
     quoted = ", ".join(connection.ops.quote_name(c) for c in columns)
     with connection.cursor() as cursor:

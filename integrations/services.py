@@ -96,9 +96,15 @@ class ProcessSummary:
         return self.applied + self.stale + self.parked + self.failed
 
 
-def body_hash(raw: Any) -> str:
-    """SHA-256 of the canonical JSON of an envelope: equal bodies give equal hashes."""
-    text = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def body_hash(raw: dict, data_text: str | None = None) -> str:
+    """SHA-256 of the canonical JSON of an envelope (its data canonicalised separately, so the
+    same text can be stored): equal bodies give equal hashes."""
+    envelope = {k: v for k, v in raw.items() if k != "data"}
+    text = _canonical(envelope) + "\n" + (data_text if data_text is not None else _canonical(raw.get("data")))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -168,7 +174,8 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
                 results[index]["status"] = IngestStatus.REJECTED.value
             else:
                 candidates.append(index)
-        hashes = {index: body_hash(events[index]) for index in candidates}
+        data_texts = {index: _canonical(events[index]["data"]) for index in candidates}
+        hashes = {index: body_hash(events[index], data_texts[index]) for index in candidates}
         # Existing events for the candidates' (source, id) pairs: one query per source.
         wanted: dict[int, set[str]] = {}
         for index in candidates:
@@ -178,7 +185,7 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
             for pk, event_id, digest in Event.objects.filter(source_id=source_id, event_id__in=ids).values_list("pk", "event_id", "body_hash"):
                 existing[(source_id, event_id)] = (pk, digest)
         first_in_batch: dict[tuple[int, str], int] = {}
-        to_store: list[Event] = []
+        to_store: list[tuple] = []
         stored_index: dict[tuple[int, str], int] = {}
         duplicates: list[tuple[int, tuple[int, str]]] = []
         for index in candidates:
@@ -189,21 +196,9 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
                 continue
             first_in_batch[key] = index
             raw = events[index]
-            to_store.append(
-                Event(
-                    source_id=key[0],
-                    event_id=check.event_id,
-                    type=raw["type"],
-                    occurred_at=check.occurred_at,
-                    data=raw["data"],
-                    body_hash=hashes[index],
-                    entity_key=check.entity_key,
-                    received_at=now,
-                    batch=batch,
-                )
-            )
+            to_store.append((key[0], check.event_id, raw["type"], check.occurred_at, raw["data"], data_texts[index], hashes[index], check.entity_key))
             stored_index[key] = index
-        stored = _store_events(to_store, batch)
+        stored = _store_events(to_store, batch, now)
         # A concurrent delivery may have stored the same (source, id) between our read and insert.
         raced = [key for key in stored_index if key not in stored]
         for key in raced:
@@ -243,21 +238,37 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
     return IngestResult(batch_id=batch.pk, results=results)
 
 
-def _store_events(events: list[Event], batch: EventBatch) -> set[tuple[int, str]]:
+STORE_COLUMNS = (
+    "source_id", "event_id", "type", "occurred_at", "data", "body_hash", "entity_key",
+    "status", "errors", "parked_references", "attempts", "received_at", "batch_id",
+)
+
+
+def _store_events(rows: list[tuple], batch: EventBatch, now: Any) -> set[tuple[int, str]]:
     """Insert new events; returns the (source, id) keys actually stored by this batch.
 
-    On PostgreSQL the rows go in with COPY; if a concurrent delivery stored one of the same
-    ids meanwhile, COPY fails as a whole and the conflict-ignoring insert runs instead.
+    ``rows`` are (source_id, event_id, type, occurred_at, data, data_text, body_hash,
+    entity_key). On PostgreSQL they go in with COPY (the canonical data text is stored as
+    is); if a concurrent delivery stored one of the same ids meanwhile, COPY fails as a
+    whole and the conflict-ignoring insert runs instead.
     """
-    if not events:
+    if not rows:
         return set()
     if bulk.is_postgres():
         try:
             with transaction.atomic():
-                bulk.copy_insert(Event, events)
-            return {(e.source_id, e.event_id) for e in events}
+                bulk.copy_rows(
+                    Event._meta.db_table,
+                    STORE_COLUMNS,
+                    ((r[0], r[1], r[2], r[3], r[5], r[6], r[7], EventStatus.PENDING.value, "[]", "[]", 0, now, batch.pk) for r in rows),
+                )
+            return {(r[0], r[1]) for r in rows}
         except IntegrityError:
             pass
+    events = [
+        Event(source_id=r[0], event_id=r[1], type=r[2], occurred_at=r[3], data=r[4], body_hash=r[6], entity_key=r[7], received_at=now, batch=batch)
+        for r in rows
+    ]
     Event.objects.bulk_create(events, batch_size=INSERT_BATCH, ignore_conflicts=True)
     keys = [(e.source_id, e.event_id) for e in events]
     rows = Event.objects.filter(source_id__in={k[0] for k in keys}, event_id__in={k[1] for k in keys})
