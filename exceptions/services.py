@@ -115,12 +115,9 @@ def _check_actor(actor: Any) -> None:
 
 def _lock(exception_id: int, expected_version: int) -> DecisionException:
     """Lock the exception row and compare versions; the first lock of every action."""
-    exception = (
-        DecisionException.objects.select_for_update(of=("self",))
-        .select_related("queue", "assignee")
-        .filter(pk=exception_id)
-        .first()
-    )
+    # No select_related here: after waiting for the lock PostgreSQL re-reads the locked row
+    # but not joined ones, so related objects are loaded after the lock instead.
+    exception = DecisionException.objects.select_for_update(of=("self",)).filter(pk=exception_id).first()
     if exception is None:
         raise ExceptionNotFound("No such exception.")
     if expected_version is None or int(expected_version) != exception.version:
@@ -535,7 +532,6 @@ def _bulk(
     with transaction.atomic():
         rows = list(
             DecisionException.objects.select_for_update(of=("self",))
-            .select_related("assignee")
             .filter(pk__in=list(selection))
             .order_by("pk")
         )
@@ -616,7 +612,7 @@ def bulk_dismiss(selection: Mapping[int, int], *, actor: Any, reason: str) -> Bu
 
 
 def _locked_subject(subject: DecisionException) -> DecisionException:
-    exception = DecisionException.objects.select_for_update(of=("self",)).select_related("queue").get(pk=subject.pk)
+    exception = DecisionException.objects.select_for_update(of=("self",)).get(pk=subject.pk)
     if exception.status != ExceptionStatus.AWAITING_APPROVAL:
         raise ApprovalNotAllowed(f"The exception is {exception.status}, no longer waiting for this approval.")
     return exception
