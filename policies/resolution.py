@@ -20,6 +20,7 @@ import datetime as dt
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from policies import schema
@@ -228,10 +229,17 @@ class CompiledPolicy:
             index = shapes.setdefault(rule.scope.dimensions, {})
             index.setdefault(tuple(v for _, v in rule.scope.pairs), []).append(rule)
         # Shapes from most to least specific; within a shape, rules are already by position desc.
-        self._shapes = sorted(
-            shapes.items(), key=lambda item: (len(item[0]), sum(_BIT[d] for d in item[0])), reverse=True
-        )
+        # Each shape gets an itemgetter over the line's value tuple (a single dimension indexes by
+        # the bare value); the global shape is kept apart since it matches every line.
+        self._global_rules: list[CompiledRule] = shapes.pop((), {}).get((), [])
+        self._shapes: list[tuple[Any, dict[Any, list[CompiledRule]]]] = []
+        for shape, index in sorted(shapes.items(), key=lambda item: (len(item[0]), sum(_BIT[d] for d in item[0])), reverse=True):
+            positions = [DIMENSIONS.index(d) for d in shape]
+            if len(shape) == 1:
+                index = {values[0]: rules_ for values, rules_ in index.items()}
+            self._shapes.append((itemgetter(*positions), index))
         self._memo: dict[Dimensions, EffectivePolicy] = {}
+        self._by_rules: dict[tuple[int, ...], EffectivePolicy] = {}
 
     def rule_at(self, position: int) -> CompiledRule | None:
         for rule in self.rules:
@@ -241,15 +249,14 @@ class CompiledPolicy:
 
     def matching_rules(self, dims: Dimensions) -> list[CompiledRule]:
         """Rules that match ``dims``, most specific first (the order resolution reads them in)."""
-        texts = {d: dims.value_text(d) for d in DIMENSIONS}
+        texts = tuple(dims.value_text(d) for d in DIMENSIONS)
         matched: list[CompiledRule] = []
-        for shape, index in self._shapes:
-            key = tuple(texts[d] for d in shape)
-            if None in key:
-                continue
-            found = index.get(key)  # type: ignore[arg-type]
+        for getter, index in self._shapes:
+            # A None value (unknown dimension) is never a key, so it matches no rule naming it.
+            found = index.get(getter(texts))
             if found:
                 matched.extend(found)
+        matched.extend(self._global_rules)
         return matched
 
     def resolve(self, dims: Dimensions) -> EffectivePolicy:
@@ -257,10 +264,17 @@ class CompiledPolicy:
         cached = self._memo.get(dims)
         if cached is not None:
             return cached
+        matched = self.matching_rules(dims)
+        # Combinations matching the same rules share one result (and its typed settings).
+        rules_key = tuple(rule.position for rule in matched)
+        shared = self._by_rules.get(rules_key)
+        if shared is not None:
+            self._memo[dims] = shared
+            return shared
         values: dict[str, Any] = {}
         sources: dict[str, int | None] = {}
         remaining = len(self._defaults)
-        for rule in self.matching_rules(dims):
+        for rule in matched:
             for name, value in rule.settings.items():
                 if name not in values:
                     values[name] = value
@@ -277,6 +291,7 @@ class CompiledPolicy:
         values["weights"] = merged_weights
         effective = EffectivePolicy(values={n: values[n] for n in schema.SETTING_NAMES}, sources={n: sources[n] for n in schema.SETTING_NAMES})
         self._memo[dims] = effective
+        self._by_rules[rules_key] = effective
         return effective
 
     def resolve_many(self, dims_iterable: Iterable[Dimensions]) -> dict[Dimensions, EffectivePolicy]:
