@@ -321,7 +321,7 @@ def _process_next_chunk(size: int, summary: ProcessSummary, parked_now: set[int]
         events = list(
             Event.objects.filter(status=EventStatus.PENDING)
             .order_by("occurred_at", "id")
-            .only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id", "parked_references", "errors")[:size]
+            .only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id")[:size]
         )
         if not events:
             return 0
