@@ -31,7 +31,7 @@ def _fast_passwords(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def browser_type_launch_args():
     """Debian's Chromium, headless; never downloads a browser."""
     return {

@@ -11,7 +11,7 @@ from exceptions import services
 from exceptions.errors import StaleAction
 from exceptions.models import DecisionException
 
-pytestmark = [pytest.mark.postgres]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def race(*calls):
@@ -37,7 +37,7 @@ def race(*calls):
 
 
 @pytest.fixture
-def scene(transactional_db, world, recorded_runs):
+def scene(world, recorded_runs):
     world.stock(world.east, 40)
     line = world.line(world.shop, 20, unit_price="10")
     world.allocate(line, world.east, 5)
