@@ -145,6 +145,8 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: status and progress (polled while unfinished), counts, phase timings, error,
     the exceptions it raised and the decisions it logged (each paginated)."""
     run = selectors.get_run(pk)
+    if run.is_simulation:
+        return redirect("allocation:simulation_status", pk=run.pk)
     run.duration_seconds = selectors.run_duration(run)
     target = _htmx_target(request)
     context: dict[str, Any] = {

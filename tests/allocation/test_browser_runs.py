@@ -107,3 +107,23 @@ def test_policy_admin_simulates_a_draft_and_sees_what_it_changes(page, live_serv
     losing = panel.locator('#losing tr[data-line="SO-1/1"]')
     assert re.split(r"\s+", losing.inner_text().strip()) == ["SO-1/1", "healthcare", "b2b_contract", "60", "0", "60", "60", "→", "0"]
     shots(page, "simulation-panel")
+
+
+def test_run_items_shows_a_bad_sku_in_place_then_runs_the_good_one(page, live_server, planner, valves, shots):
+    log_in(page, live_server, planner)
+    page.goto(live_server.url + reverse("allocation:run_list"))
+    before = AllocationRun.objects.count()
+
+    page.fill("#run-start input[name=skus]", "NOPE-1")
+    page.press("#run-start input[name=skus]", "Enter")
+    page.locator("#run-start [role=alert]").wait_for()
+
+    assert page.locator("#run-start [role=alert]").inner_text() == "SKUs: Unknown SKU: NOPE-1."
+    assert AllocationRun.objects.count() == before
+    shots(page, "runs-start-error")
+    page.fill("#run-start input[name=skus]", "PUMP-2")
+    page.press("#run-start input[name=skus]", "Enter")
+    page.locator(".messages li", has_text="started.").wait_for()
+    run = AllocationRun.objects.order_by("-id").first()
+    assert (run.scope, run.scope_items, run.status) == ("items", ["PUMP-2"], "succeeded")
+    assert page.locator(f"#run-{run.pk}").get_attribute("data-status") == "succeeded"

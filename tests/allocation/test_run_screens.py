@@ -123,7 +123,7 @@ def test_run_list_costs_a_fixed_number_of_queries(as_planner, planner, django_as
         finished_run(actor=planner)
     as_planner.get(reverse("allocation:run_list"))  # warm the session and role caches
 
-    with django_assert_max_num_queries(8):
+    with django_assert_max_num_queries(5):
         response = as_planner.get(reverse("allocation:run_list"))
     assert len(re.findall(r'<tr id="run-', html_of(response))) == 20
 
@@ -224,7 +224,7 @@ def test_run_items_with_bad_skus_is_a_400_naming_the_field_and_starts_nothing(as
     fragment = as_planner.post(reverse("allocation:run_start"), {"scope": "items", "skus": skus}, HTTP_HX_REQUEST="true")
 
     assert page.status_code == 400 and message in html_of(page) and "<html" in html_of(page)
-    assert fragment.status_code == 400 and html_of(fragment).lstrip().startswith('<form id="run-start"')
+    assert fragment.status_code == 400 and html_of(fragment).lstrip().startswith('<div id="run-start"')
     assert message in html_of(fragment)
     assert AllocationRun.objects.count() == 0
 
@@ -539,3 +539,39 @@ def test_simulating_a_version_that_is_not_a_draft_is_a_conflict(client, policy_a
 def test_simulation_of_a_missing_or_real_run_is_404(as_planner, valves):
     assert as_planner.get(reverse("allocation:simulation_status", args=[valves.pk])).status_code == 404
     assert as_planner.get(reverse("allocation:simulation_status", args=[999])).status_code == 404
+
+
+def test_run_detail_of_a_simulation_redirects_to_the_simulation_page(as_planner):
+    run = make_run(trigger="simulation", is_simulation=True)
+
+    response = as_planner.get(reverse("allocation:run_detail", args=[run.pk]))
+
+    assert (response.status_code, response["Location"]) == (302, f"/simulations/{run.pk}/")
+
+
+def test_an_unfinished_run_page_refreshes_itself_without_javascript(as_planner):
+    running = make_run(status=RunStatus.RUNNING)
+    done = finished_run()
+
+    assert '<noscript><meta http-equiv="refresh" content="2"></noscript>' in html_of(
+        as_planner.get(reverse("allocation:run_detail", args=[running.pk]))
+    )
+    assert "<noscript>" not in html_of(as_planner.get(reverse("allocation:run_detail", args=[done.pk])))
+
+
+# --- query counts --------------------------------------------------------------------------------
+
+
+def test_why_and_shortage_board_cost_a_fixed_number_of_queries(as_planner, valves, django_assert_max_num_queries):
+    as_planner.get(reverse("allocation:run_list"))  # warm the session and role caches
+    first_run = AllocationRun.objects.order_by("id").first()
+
+    with django_assert_max_num_queries(9):
+        why = as_planner.get(reverse("allocation:line_why", args=["SO-3", 1]))
+    with django_assert_max_num_queries(9):
+        board = as_planner.get(reverse("allocation:shortage_board", args=["VALVE-10"]))
+    with django_assert_max_num_queries(8):
+        detail = as_planner.get(reverse("allocation:run_detail", args=[first_run.pk]))
+
+    assert (why.status_code, board.status_code, detail.status_code) == (200, 200, 200)
+    assert len(row_keys(html_of(board))) == 4 and len(row_keys(html_of(detail))) == 5
