@@ -340,7 +340,10 @@ def test_why_shows_rank_factor_contributions_and_the_rule_behind_each_setting(as
     assert 'style="width: 100.0%"' in tier
     strategy = html.split('<tr data-setting="strategy">')[1].split("</tr>")[0]
     assert "<code>&quot;win&quot;</code>" in strategy
-    assert f'href="/policies/{version.pk}/#rule-1" data-source="rules[1]">rules[1]</a>' in strategy
+    explain = f"/policies/explain/?order=SO-1&amp;line=1&amp;version={version.pk}"
+    assert f'href="{explain}#rule-1" data-source="rules[1]"' in strategy
+    explained = html_of(as_planner.get(explain.replace("&amp;", "&")))
+    assert '<tr id="rule-1" data-position="1" class="highlight">' in explained
     assert "customer_segment=healthcare" in strategy
     split = html.split('<tr data-setting="max_split_locations">')[1].split("</tr>")[0]
     assert "<code>2</code>" in split and "default" in split
