@@ -11,8 +11,8 @@ import importlib.util
 import json
 import time
 from collections import Counter
-from contextlib import nullcontext
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import nullcontext
 from itertools import islice
 from typing import Any
 
