@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import itertools
 from collections.abc import Iterator
 from datetime import date
 from decimal import Decimal
@@ -157,7 +158,8 @@ class _LineState:
         "max_split", "substitutes_allowed", "needs_approval", "existing", "fixed", "fixed_quantity",
         "held", "held_before", "substitute_reserved", "total", "takes", "taken", "locations",
         "dimensions", "quota_cache", "match_cache", "split_blocked", "protections_blocked",
-        "quotas_blocked", "low_confidence", "notes", "unit_blocked",
+        "quotas_blocked", "low_confidence", "notes", "unit_blocked", "prefer_held",
+        "allowed_locations",
     )
 
     def __init__(self, line: Line, rank: int, key: tuple, scored: tuple,
@@ -211,6 +213,8 @@ class _LineState:
         self.low_confidence: dict[str, float] | None = None
         self.notes: list[str] | None = None
         self.unit_blocked: tuple[int, ...] | None = None
+        self.prefer_held = True
+        self.allowed_locations: set[str] | None = None
 
     def note(self, text: str) -> None:
         if self.notes is None:
@@ -382,12 +386,14 @@ class _Run:
 
 
 def _held_first(pools: list[_Pool], held: dict[PoolKey, Decimal]) -> list[_Pool]:
+    """The pools of one step with those the line holds in front: :func:`_source` takes
+    what it held from them on that first visit, and more only on the second."""
     if not held:
         return pools
     first = [pool for pool in pools if pool.key in held]
     if not first:
         return pools
-    return first + [pool for pool in pools if pool.key not in held]
+    return first + pools
 
 
 def _confident(run: _Run, state: _LineState, pools: list[_Pool], on_time: bool) -> list[_Pool]:
@@ -414,7 +420,7 @@ def _sourcing_order(run: _Run, state: _LineState) -> Iterator[_Pool]:
     line = state.line
     item = line.item
     candidates = state.candidates
-    held = state.held
+    held = state.held if state.prefer_held else {}
     yield from _held_first(run.on_hand_list(item, candidates), held)
     inbound = run.inbound_list(item, candidates)
     if inbound:
@@ -514,7 +520,21 @@ def _source(run: _Run, state: _LineState, need: Decimal,
     pools and quantities (keeps, and lines on credit hold)."""
     locations = state.locations
     max_split = state.max_split
+    held = state.held if state.prefer_held and state.held else None
+    visited: set[PoolKey] = set()
+    allowed = state.allowed_locations
     for pool in _sourcing_order(run, state):
+        if allowed is not None and pool.location not in allowed:
+            continue
+        if held is not None and pool.key in held and pool.key not in visited:
+            visited.add(pool.key)
+            room = held[pool.key] - state.taken.get(pool.key, ZERO)
+            if room <= 0:
+                continue
+            if room < need:
+                got = _take_within_split(run, state, pool, room, kept)
+                need -= got
+                continue
         if limits is not None:
             limit = limits.get(pool.key)
             if limit is None:
@@ -534,6 +554,14 @@ def _source(run: _Run, state: _LineState, need: Decimal,
             need -= got
             if need <= 0:
                 return
+
+
+def _take_within_split(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) -> Decimal:
+    if pool.location not in state.locations and len(state.locations) >= state.max_split:
+        if _available_to(state, pool) > 0:
+            state.split_blocked = True
+        return ZERO
+    return _take(run, state, pool, want, kept)
 
 
 def _consume_fixed(run: _Run, state: _LineState, alloc: ExistingAllocation) -> None:
@@ -585,6 +613,75 @@ def _rollback(run: _Run, state: _LineState) -> bool:
     return had_keeps
 
 
+def _fill_unit(run: _Run, unit: list[_LineState]) -> list[_LineState]:
+    """Let each line of a unit take free supply up to its ceiling; returns the lines that
+    end short of an all-or-nothing requirement (ship-complete, ``allow_partial = false``)."""
+    for state in unit:
+        need = state.ceiling() - state.total
+        if need > 0:
+            _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
+    if unit[0].line.ship_complete:
+        return [state for state in unit if state.total < state.line.quantity]
+    state = unit[0]
+    if not state.line.settings.allow_partial and state.total < state.line.quantity:
+        return [state]
+    return []
+
+
+def _fill_unit_searching(run: _Run, unit: list[_LineState]) -> bool:
+    """Second chance for an all-or-nothing unit that greedy sourcing left short.
+
+    Greedy sourcing may spend the split limit on locations that cannot finish the
+    line (or prefer what the line held), while other candidate locations could cover
+    it whole. Each line is tried in plain sourcing order, then restricted to the
+    smallest sets of candidate locations (in candidate order) whose supply adds up.
+    True when every line of the unit ends fully covered; otherwise nothing is taken.
+    """
+    for state in unit:
+        state.prefer_held = False
+        if not _fill_line_searching(run, state):
+            for member in unit:
+                _rollback(run, member)
+            return False
+    return True
+
+
+def _fill_line_searching(run: _Run, state: _LineState) -> bool:
+    quantity = state.line.quantity
+    limits = state.held if state.line.credit_hold else None
+    need = state.ceiling() - state.total
+    if need <= 0:
+        return state.total >= quantity
+    if state.total + need < quantity:
+        return False
+    _source(run, state, need, limits, kept=False)
+    if state.total >= quantity:
+        return True
+    _rollback(run, state)
+    available: dict[str, Decimal] = {}
+    for pool in _sourcing_order(run, state):
+        amount = _available_to(state, pool)
+        if limits is not None:
+            amount = min(amount, limits.get(pool.key, ZERO))
+        if amount > 0:
+            available[pool.location] = available.get(pool.location, ZERO) + amount
+    fixed_locations = set(state.locations)
+    base = sum((available.get(location, ZERO) for location in fixed_locations), ZERO)
+    options = [location for location in state.candidates
+               if location in available and location not in fixed_locations]
+    for size in range(0, state.max_split - len(fixed_locations) + 1):
+        for combination in itertools.combinations(options, size):
+            if base + sum((available[location] for location in combination), ZERO) < need:
+                continue
+            state.allowed_locations = fixed_locations.union(combination)
+            _source(run, state, need, limits, kept=False)
+            state.allowed_locations = None
+            if state.total >= quantity:
+                return True
+            _rollback(run, state)
+    return False
+
+
 def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[str],
                     no_keep: set[int]) -> set[int]:
     """One pass over a group; returns the keys of lines whose keeps had to be given back."""
@@ -606,31 +703,28 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
                     _source(run, state, need, state.held, kept=True)
     lost_keeps: set[int] = set()
     for unit in units:
+        short = _fill_unit(run, unit)
+        if not short:
+            continue
+        gave_back_keeps = False
         for state in unit:
-            need = state.ceiling() - state.total
-            if need > 0:
-                _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
-            line = state.line
-            if len(unit) == 1 and not line.settings.allow_partial and state.total < line.quantity:
-                if state.takes:
-                    if _rollback(run, state):
-                        lost_keeps.add(line.key)
+            gave_back_keeps = _rollback(run, state) or gave_back_keeps
+        if gave_back_keeps:
+            lost_keeps.update(state.line.key for state in unit)
+        elif _fill_unit_searching(run, unit):
+            continue
+        if unit[0].line.ship_complete:
+            short_lines = tuple(state.line.line for state in short)
+            for state in unit:
+                state.unit_blocked = short_lines
                 state.note(
-                    f"allow_partial=false: {fmt_quantity(line.quantity)} not coverable, nothing allocated"
+                    f"ship_complete order {state.line.order} blocked: line(s) "
+                    + ", ".join(map(str, short_lines)) + " not fully coverable"
                 )
-        if len(unit) > 1 or unit[0].line.ship_complete:
-            short = [state for state in unit if state.total < state.line.quantity]
-            if short:
-                short_lines = tuple(member.line.line for member in short)
-                for state in unit:
-                    state.unit_blocked = short_lines
-                    if _rollback(run, state):
-                        lost_keeps.update(member.line.key for member in unit)
-                    state.note(
-                        f"ship_complete order {state.line.order} blocked: line(s) "
-                        + ", ".join(str(member.line.line) for member in short)
-                        + " not fully coverable"
-                    )
+        else:
+            state = unit[0]
+            state.note(f"allow_partial=false: {fmt_quantity(state.line.quantity)} "
+                       "not coverable, nothing allocated")
     return lost_keeps - no_keep
 
 

@@ -104,11 +104,13 @@ def test_gain_line_below_what_it_held_raises_priority_shortage():
         "6", "4", "2")
 
 
-def test_gain_line_also_takes_free_supply_up_to_its_order():
+def test_gain_line_keeps_then_takes_free_supply_in_candidate_order():
     gainer = line("SO-G", quantity="9", settings_=GAIN)
     result = allocate(engine_input([gainer], on_hand=[oh("A", "L1", 5), oh("A", "L2", 20)],
                                    existing=[held(1, gainer, "L2", 3)]))
-    assert allocations_of(result, gainer) == [onhand("L2", "9")]
+    assert allocations_of(result, gainer) == [onhand("L2", "4"), onhand("L1", "5")]
+    assert decision_of(result, gainer).path == (
+        "kept on-hand L2 A 3", "on-hand L1 A 5", "on-hand L2 A 1")
 
 
 def test_fill_line_never_ends_above_what_it_held():
@@ -374,6 +376,11 @@ def test_supply_the_line_holds_comes_first():
     assert decision_of(result, ln).allocations[0].existing_id == 9
     fresh = allocate(engine_input([ln], on_hand=[oh("A", "L1", 5), oh("A", "L2", 5)]))
     assert allocations_of(fresh, ln) == [onhand("L1", "5")]
+    # Beyond what it holds, the line goes back to candidate order.
+    grown = line("SO-2", quantity="8")
+    result = allocate(engine_input([grown], on_hand=[oh("A", "L1", 5), oh("A", "L2", 5)],
+                                   existing=[held(9, grown, "L2", 4)]))
+    assert allocations_of(result, grown) == [onhand("L2", "4"), onhand("L1", "4")]
 
 
 def test_allocation_reversed_when_reserved_quantity_or_date_falls():
