@@ -1,5 +1,7 @@
 """One test per allocation rule: each fails if its rule is removed from the engine."""
 
+import math
+
 from datetime import date, datetime, timezone
 
 from allocation.engine import Item, Lane, Protection, Quota, allocate
@@ -431,3 +433,71 @@ def test_decisions_are_deterministic_and_fingerprints_follow_allocations():
     assert len(by_allocations) == 5
     assert all(len(fingerprints) == 1 for fingerprints in by_allocations.values())
     assert len(set().union(*by_allocations.values())) == 5
+
+
+def test_all_or_nothing_line_uses_a_location_that_can_cover_it_whole():
+    whole = line("SO-1", quantity="4", settings_=settings(allow_partial=False, max_split_locations=1))
+    result = allocate(engine_input([whole], on_hand=[oh("A", "L1", 1), oh("A", "L2", 7)]))
+    assert allocations_of(result, whole) == [onhand("L2", "4")]
+    greedy = line("SO-2", quantity="4", settings_=settings(max_split_locations=1))
+    result = allocate(engine_input([greedy], on_hand=[oh("A", "L1", 1), oh("A", "L2", 7)]))
+    assert allocations_of(result, greedy) == [onhand("L1", "1")]
+
+
+# -- ranking ---------------------------------------------------------------------------------------
+
+
+def test_score_factors_follow_the_formula():
+    from allocation.engine import score
+
+    ln = line("SO-1", quantity="50", tier=2, unit_price=D("100"), unit_cost=D("70"),
+              requested_date=date(2026, 6, 8), late_penalty_per_day=D("250"), risk=0.4,
+              order_created_at=datetime(2026, 5, 17, 23, 0, tzinfo=timezone.utc))
+    total, factors = score(ln, date(2026, 6, 1))
+    values = {f.name: round(f.value, 6) for f in factors}
+    value = round(math.log10(1 + 5000) / math.log10(1 + 100000), 6)
+    assert value == 0.739811
+    assert values == {"tier": 0.75, "urgency": 0.5, "margin": 0.3, "value": value, "age": 0.5,
+                      "penalty": 0.25, "risk": 0.4}
+    assert [f.weight for f in factors] == [0.35, 0.25, 0.15, 0.10, 0.10, 0.05, 0.0]
+    assert round(total, 6) == round(0.2625 + 0.125 + 0.045 + 0.0739811 + 0.05 + 0.0125, 6)
+    custom = line("SO-2", settings_=settings(weights=(("tier", 1.0), ("urgency", 0.0), ("margin", 0.0),
+                                                      ("value", 0.0), ("age", 0.0), ("penalty", 0.0),
+                                                      ("risk", 0.0))), tier=1)
+    assert score(custom, date(2026, 6, 1))[0] == 1.0
+
+
+def test_rank_key_orders_strategy_class_score_then_dates_and_numbers():
+    from allocation.engine import rank_key
+
+    as_of = date(2026, 6, 1)
+    base = dict(order_created_at=datetime(2026, 5, 20, tzinfo=timezone.utc))
+    lines = [
+        line("SO-9", settings_=settings(strategy="lose", priority_class=1), **base),
+        line("SO-8", settings_=settings(strategy="win", priority_class=2), **base),
+        line("SO-7", settings_=settings(strategy="win", priority_class=1), tier=4, **base),
+        line("SO-6", settings_=settings(strategy="win", priority_class=1), tier=1, **base),
+        line("SO-5", settings_=settings(strategy="gain", priority_class=1), credit_hold=True, **base),
+        line("SO-4", 2, **base),
+        line("SO-4", 1, **base),
+    ]
+    ordered = sorted(lines, key=lambda ln: rank_key(ln, as_of))
+    assert [(ln.order, ln.line) for ln in ordered] == [
+        ("SO-6", 1), ("SO-7", 1), ("SO-8", 1), ("SO-4", 1), ("SO-4", 2), ("SO-5", 1), ("SO-9", 1)]
+    key = rank_key(lines[3], as_of)
+    assert key[:2] == (0, 1) and key[3:] == (as_of, base["order_created_at"], "SO-6", 1)
+    assert rank_key(lines[4], as_of)[0] == 3  # credit hold ranks as fill
+
+
+def test_item_groups_link_substitutes_ship_complete_orders_and_class_quotas():
+    from allocation.engine import item_groups
+
+    items = (Item("A", "valves", ("B",)), Item("B", "valves", ()), Item("C", "pumps", ()),
+             Item("D", "pumps", ()), Item("E", "pipes", ()), Item("F", "pipes", ()))
+    lines = (line("SO-1", 1, item="C", ship_complete=True), line("SO-1", 2, item="E", ship_complete=True),
+             line("SO-2", 1, item="D"), line("SO-2", 2, item="F"))
+    assert item_groups(items, lines, ()) == [frozenset({"A", "B"}), frozenset({"C", "E"}),
+                                             frozenset({"D"}), frozenset({"F"})]
+    quotas = (Quota(0, None, "pumps", (), "week", D("5")), Quota(1, "F", None, (), "week", D("5")))
+    assert item_groups(items, lines, quotas) == [frozenset({"A", "B"}), frozenset({"C", "D", "E"}),
+                                                 frozenset({"F"})]
