@@ -1,34 +1,24 @@
 """In Chromium: inline rule editing swaps the form in place, shows errors in place, then saves."""
-import shutil
-
 import pytest
 from django.urls import reverse
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
-CHROMIUM = shutil.which("chromium")
 
 
 @pytest.fixture
-def browser_page(live_server, client, policy_admin):
-    if CHROMIUM is None:
-        pytest.skip("Chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
+def browser_page(page, live_server, client, policy_admin):
+    """pytest-playwright's page, logged in as the policy admin through a session cookie."""
     client.force_login(policy_admin)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context()
-        context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
-        page = context.new_page()
-        yield page
-        browser.close()
+    page.context.clear_cookies()
+    page.context.add_cookies([{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}])
+    return page
 
 
 def test_inline_rule_edit_in_the_browser(browser_page, live_server, draft):
     page = browser_page
     rule = draft.rules.get(position=2)
     page.goto(live_server.url + reverse("policies:version_detail", args=[draft.pk]))
-    page.click(f"#rule-2 >> text=Edit")
+    page.click("#rule-2 >> text=Edit")
     form_row = page.locator(f"#rules-form-{rule.pk}")
     form_row.wait_for()
     assert page.url.endswith(reverse("policies:version_detail", args=[draft.pk]))
