@@ -145,10 +145,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: status and progress (polled while unfinished), counts, phase timings, error,
     the exceptions it raised and the decisions it logged (each paginated)."""
     run = selectors.get_run(pk)
-    if run.is_simulation:
+    target = _htmx_target(request)
+    if run.is_simulation and target != f"run-{run.pk}":
         return redirect("allocation:simulation_status", pk=run.pk)
     run.duration_seconds = selectors.run_duration(run)
-    target = _htmx_target(request)
     context: dict[str, Any] = {
         "run": run,
         "duration": run.duration_seconds,

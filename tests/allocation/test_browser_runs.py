@@ -127,3 +127,19 @@ def test_run_items_shows_a_bad_sku_in_place_then_runs_the_good_one(page, live_se
     run = AllocationRun.objects.order_by("-id").first()
     assert (run.scope, run.scope_items, run.status) == ("items", ["PUMP-2"], "succeeded")
     assert page.locator(f"#run-{run.pk}").get_attribute("data-status") == "succeeded"
+
+
+def test_run_page_polls_until_the_run_ends_then_shows_its_decisions(page, live_server, planner, valves, shots):
+    running = AllocationRun.objects.create(
+        trigger="manual", scope="full", as_of=valves.as_of, status=RunStatus.RUNNING, progress=5, phase="loading"
+    )
+    log_in(page, live_server, planner)
+    page.goto(live_server.url + reverse("allocation:run_detail", args=[running.pk]))
+    assert page.locator("#run-decisions").inner_text().endswith("Decisions appear when the run finishes.")
+    shots(page, "run-detail-running")
+
+    AllocationRun.objects.filter(pk=running.pk).update(status=RunStatus.SUCCEEDED, progress=100, phase="done")
+
+    page.locator('#run-summary[data-status="succeeded"]').wait_for(timeout=5000)
+    page.locator("#run-decisions >> text=No line's decision changed in this run.").wait_for(timeout=5000)
+    assert page.locator("#run-summary").get_attribute("hx-trigger") is None

@@ -550,6 +550,8 @@ def test_run_detail_of_a_simulation_redirects_to_the_simulation_page(as_planner)
     response = as_planner.get(reverse("allocation:run_detail", args=[run.pk]))
 
     assert (response.status_code, response["Location"]) == (302, f"/simulations/{run.pk}/")
+    row = as_planner.get(reverse("allocation:run_detail", args=[run.pk]), HTTP_HX_REQUEST="true", HTTP_HX_TARGET=f"run-{run.pk}")
+    assert row.status_code == 200 and html_of(row).lstrip().startswith(f'<tr id="run-{run.pk}"') and POLL in html_of(row)
 
 
 def test_an_unfinished_run_page_refreshes_itself_without_javascript(as_planner):
