@@ -291,6 +291,7 @@ def test_run_detail_summary_polls_while_running_and_asks_for_a_refresh_once_fini
     finished = as_planner.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="run-summary")
 
     assert f'<div id="run-summary" hx-get="{url}" {POLL}' in page and "Decisions appear when the run finishes." in page
+    assert "Exceptions appear when the run finishes." in page
     assert html_of(running).lstrip().startswith('<div id="run-summary"') and POLL in html_of(running)
     assert "HX-Refresh" not in running
     assert "hx-trigger" not in html_of(finished) and finished["HX-Refresh"] == "true"
