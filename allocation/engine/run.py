@@ -808,12 +808,15 @@ def _decide(run: _Run, state: _LineState, factor_cache: FactorCache) -> LineDeci
         constraints = tuple(_constraints(run, state, shortfall))
     else:
         constraints = _NO_CONSTRAINTS
-    parts = [state.strategy, str(line.settings.priority_class)]
-    for alloc in allocations:
-        parts.append(
-            f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
-            f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
-        )
+    parts = [
+        f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
+        f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
+        for alloc in allocations
+    ]
+    if len(parts) > 1:
+        parts.sort()  # the same allocations in another order are the same decision
+    parts.append(state.strategy)
+    parts.append(str(line.settings.priority_class))
     fingerprint = hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
     return LineDecision(
         line_key, state.rank, state.key, state.score,
