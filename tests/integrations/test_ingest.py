@@ -338,3 +338,26 @@ def test_ingest_schedules_processing_on_commit(master, django_capture_on_commit_
         ingest([order_event("o-1", "SO-1", [line(1)])])
     assert len(callbacks) >= 1
     assert Event.objects.get(event_id="o-1").status == "applied"
+
+
+def test_storing_an_id_another_delivery_stored_meanwhile_keeps_the_first(master):
+    # Given an event stored by another delivery after this batch checked for duplicates
+    from django.utils import timezone
+
+    from integrations.services import _store_events
+
+    source = Source.objects.get(code="erp")
+    batch = EventBatch.objects.create(via="api")
+    now = timezone.now()
+    data = {"number": "SO-1", "reason": "x"}
+    rows = [
+        (source.pk, "m-1", "order.cancelled", now, data, '{"number":"SO-1","reason":"x"}', "h1", "order:SO-1"),
+        (source.pk, "fresh-1", "order.cancelled", now, data, '{"number":"SO-1","reason":"x"}', "h2", "order:SO-1"),
+    ]
+
+    # When both are stored, only the new one is reported stored; the first copy of m-1 stays
+    stored = _store_events(rows, batch, now)
+
+    assert stored == {(source.pk, "fresh-1")}
+    assert Event.objects.get(event_id="m-1").type == "location.upserted"
+    assert Event.objects.get(event_id="fresh-1").batch == batch
