@@ -37,6 +37,14 @@ def test_parked_event_is_visible_as_parked_on_the_events_screen(parked_order, in
     assert "data: unknown reference customer:NOPE-1" in html
     assert html.count("<tr data-key=") == 1 + 1  # one event row, one source row (erp)
     assert "<h1>Events</h1>" in html
+    assert f'action="/integrations/events/{parked_order.pk}/retry/"' in html
+
+
+def test_only_the_integration_role_sees_retry_buttons_in_the_list(parked_order, planner, finance):
+    for user in (planner, finance):
+        html = logged_in(user).get(LIST_URL).content.decode()
+        assert '<span class="badge parked">Parked</span>' in html
+        assert "/retry/" not in html
 
 
 def test_htmx_request_gets_only_the_rows_fragment(parked_order, integration):
