@@ -426,11 +426,11 @@ def activate_due_versions(*, now: dt.datetime | None = None) -> list[PolicyVersi
 
 
 def rollback(version: PolicyVersion, *, actor: Any, note: str = "") -> PolicyVersion:
-    """Start a rollback to an earlier (active or retired) version: a draft copy with
+    """Start a rollback to an earlier (retired) version: a draft copy with
     ``based_on`` set, which goes through the same submit and approval."""
     _require_role(actor, roles.POLICY_ADMIN, "roll back a policy")
-    if version.status not in (VersionStatus.ACTIVE, VersionStatus.RETIRED):
-        raise PolicyStateError("Only an active or retired version can be rolled back to.", status=version.status)
+    if version.status != VersionStatus.RETIRED:
+        raise PolicyStateError("Only an earlier (retired) version can be rolled back to.", status=version.status)
     with transaction.atomic():
         document = export_document(version)
         return _create_from_document(

@@ -97,7 +97,7 @@ def _version_context(request: HttpRequest, version: PolicyVersion, **extra: Any)
         "can_decide": approval is not None and approvals.can_decide(approval, user),
         "is_own_request": approval is not None and approval.requested_by_id == user.pk,
         "is_approver": selectors.can_decide(user),
-        "can_rollback": selectors.can_edit(user) and version.status in (VersionStatus.ACTIVE, VersionStatus.RETIRED),
+        "can_rollback": selectors.can_edit(user) and version.status == VersionStatus.RETIRED,
         "active": active,
         "history": selectors.version_history(version),
         "simulate_enabled": version.is_draft and _simulate_enabled(),

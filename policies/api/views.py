@@ -184,7 +184,7 @@ class PolicyRejectView(_VersionAction):
 
 @extend_schema_view(post=extend_schema(request=SubmitSerializer, responses={201: PolicyVersionSerializer}))
 class PolicyRollbackView(_VersionAction):
-    """Copy this (active or retired) version as a new draft, to submit through the same approval."""
+    """Copy this earlier (retired) version as a new draft, to submit through the same approval."""
 
     required_roles = {"POST": {roles.POLICY_ADMIN}}
     success_status = status.HTTP_201_CREATED

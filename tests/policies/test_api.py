@@ -100,12 +100,17 @@ def test_reject_requires_a_reason(api_client_for, policy_admin, approver, draft)
     assert (response.status_code, response.json()["status"]) == (200, "draft")
 
 
-def test_rollback_through_the_api(api_client_for, policy_admin, draft):
-    active = PolicyVersion.objects.get(status=VersionStatus.ACTIVE)
-    response = api_client_for(policy_admin).post(f"/api/v1/policies/{active.pk}/rollback", {}, format="json")
+def test_rollback_through_the_api(api_client_for, policy_admin, approver, draft):
+    services.submit(draft, actor=policy_admin)
+    services.approve(draft, actor=approver)
+    retired = PolicyVersion.objects.get(number=1)
+    client = api_client_for(policy_admin)
+    response = client.post(f"/api/v1/policies/{retired.pk}/rollback", {}, format="json")
     assert response.status_code == 201
-    assert (response.json()["status"], response.json()["based_on"]) == ("draft", active.number)
-    assert api_client_for(policy_admin).post(f"/api/v1/policies/{draft.pk}/rollback", {}, format="json").status_code == 409
+    assert (response.json()["status"], response.json()["based_on"]) == ("draft", retired.number)
+    before = snapshot()
+    assert client.post(f"/api/v1/policies/{draft.pk}/rollback", {}, format="json").status_code == 409
+    assert snapshot() == before
 
 
 def test_explain_by_dimensions_and_by_order_line(api_client_for, finance, distributor, valves_document, django_user_model):

@@ -50,7 +50,7 @@ def test_active_version_page_has_no_simulation_slot_and_no_edit_links(client, po
     html = login(client, policy_admin).get(reverse("policies:version_detail", args=[active.pk])).content.decode()
     assert 'id="simulation"' not in html
     assert "Add rule" not in html
-    assert "Roll back to this version" in html
+    assert "Roll back to this version" not in html
 
 
 def test_inline_rule_edit_fragment_then_save_returns_the_rules_section(client, policy_admin, draft):
@@ -187,13 +187,16 @@ def test_reject_needs_a_reason_and_returns_to_draft(client, draft, policy_admin,
     assert draft.status == VersionStatus.DRAFT
 
 
-def test_rollback_button_creates_a_draft_copy(client, policy_admin):
-    active = PolicyVersion.objects.get(status=VersionStatus.ACTIVE)
+def test_rollback_button_on_a_retired_version_creates_a_draft_copy(client, policy_admin, approver, draft):
+    services.submit(draft, actor=policy_admin)
+    services.approve(draft, actor=approver)
+    retired = PolicyVersion.objects.get(number=1)
     login(client, policy_admin)
-    response = client.post(reverse("policies:version_rollback", args=[active.pk]))
-    copy = PolicyVersion.objects.get(based_on=active)
+    assert "Roll back to this version" in client.get(reverse("policies:version_detail", args=[retired.pk])).content.decode()
+    response = client.post(reverse("policies:version_rollback", args=[retired.pk]))
+    copy = PolicyVersion.objects.get(based_on=retired)
     assert response["Location"] == reverse("policies:version_detail", args=[copy.pk])
-    assert copy.status == VersionStatus.DRAFT
+    assert (copy.status, copy.number) == (VersionStatus.DRAFT, 3)
 
 
 def test_import_screen_reports_every_error_and_saves_nothing(client, policy_admin):

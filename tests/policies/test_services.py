@@ -230,9 +230,12 @@ def test_rollback_copies_an_earlier_version_through_the_same_approval(draft, pol
     assert draft.status == VersionStatus.RETIRED
 
 
-def test_rollback_to_a_draft_is_refused(draft, policy_admin):
-    with pytest.raises(PolicyStateError):
-        services.rollback(draft, actor=policy_admin)
+def test_rollback_to_a_draft_or_the_active_version_is_refused(draft, policy_admin):
+    before = counts()
+    for version in (draft, PolicyVersion.objects.get(status=VersionStatus.ACTIVE)):
+        with pytest.raises(PolicyStateError):
+            services.rollback(version, actor=policy_admin)
+    assert counts() == before
 
 
 def test_active_compiled_policy_is_cached_per_version_and_update(policy_admin, django_assert_num_queries):
