@@ -276,3 +276,16 @@ def test_history_section_shows_who_what_and_why(client, finance, draft, policy_a
     assert html.lstrip().startswith('<section class="card" id="history">')
     assert "rule at 2 changed" in html
     assert "pia_policy" in html
+
+
+def test_list_and_version_page_cost_a_fixed_number_of_queries(client, finance, policy_admin, draft, django_assert_max_num_queries):
+    for index in range(5):
+        services.create_draft(actor=policy_admin, name=f"extra-{index}")
+        services.add_rule(draft, actor=policy_admin, scope={"customer": f"C-{index}"}, settings={"priority_class": 2})
+        services.add_protection(draft, actor=policy_admin, sku=f"S-{index}", location="DC-EAST", quantity=1, for_scope={})
+    login(client, finance)
+    client.get(reverse("policies:policy_list"))  # warm the session and role caches
+    with django_assert_max_num_queries(5):
+        assert client.get(reverse("policies:policy_list")).status_code == 200
+    with django_assert_max_num_queries(12):
+        assert client.get(reverse("policies:version_detail", args=[draft.pk])).status_code == 200
