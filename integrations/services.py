@@ -34,6 +34,7 @@ from integrations.validation import validate_envelope
 
 CHUNK_SIZE = 5000
 INSERT_BATCH = 2000
+APPLY_ERRORS = (DatabaseError, ValueError, TypeError, LookupError, ArithmeticError, AttributeError)
 # Serialises appliers on PostgreSQL: two chunks must not read-modify-write the same rows.
 PROCESS_LOCK_ID = 740_215_001
 
@@ -346,7 +347,9 @@ def _apply_events(events: list[Event], summary: ProcessSummary, parked_now: set[
             if not events:
                 return
             outcomes, skus = _apply_chunk(events)
-    except DatabaseError as error:
+    except APPLY_ERRORS as error:
+        # The database refused the chunk (or data slipped past validation): split it until the
+        # event at fault fails alone, so one bad event never wedges the queue.
         if len(events) > 1:
             middle = len(events) // 2
             _apply_events(events[:middle], summary, parked_now)
@@ -354,7 +357,7 @@ def _apply_events(events: list[Event], summary: ProcessSummary, parked_now: set[
             return
         message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
         with transaction.atomic():
-            outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be stored: {message}"}])}
+            outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be applied: {message}"}])}
             _record_outcomes(events, outcomes)
         skus = set()
     for event in events:

@@ -361,3 +361,28 @@ def test_storing_an_id_another_delivery_stored_meanwhile_keeps_the_first(master)
     assert stored == {(source.pk, "fresh-1")}
     assert Event.objects.get(event_id="m-1").type == "location.upserted"
     assert Event.objects.get(event_id="fresh-1").batch == batch
+
+
+def test_an_event_the_database_refuses_fails_alone_and_the_rest_of_its_chunk_applies(db):
+    # Given three stored events, one holding data that slipped past validation (tier 9)
+    events = [
+        envelope(f"c-{n}", "customer.upserted", {"code": f"C-{n}", "name": "x", "tier": 2, "segment": "retail", "region": "east"})
+        for n in range(3)
+    ]
+    ingest(events)
+    broken = Event.objects.get(event_id="c-1")
+    broken.data = {**broken.data, "tier": 9}
+    broken.save(update_fields=["data"])
+
+    # When they are processed together
+    summary = process_pending()
+
+    # Then only that event fails, with the database's reason, and the others apply
+    broken.refresh_from_db()
+    assert (summary.applied, summary.failed) == (2, 1)
+    assert sorted(Customer.objects.values_list("code", flat=True)) == ["C-0", "C-2"]
+    assert broken.status == "failed"
+    assert broken.errors[0]["field"] == ""
+    assert broken.errors[0]["message"].startswith("could not be applied: ")
+    assert "customer_tier_1_to_4" in broken.errors[0]["message"]
+    assert DecisionException.objects.get(key="event_failed:erp:c-1").status == "open"
