@@ -7,6 +7,9 @@ from simple_history.models import HistoricalRecords
 from exceptions.choices import ACTIVE_STATUSES, ApprovalStatus, ExceptionStatus, ExceptionType, Severity
 
 
+_ACTIVE_Q = models.Q(status__in=[str(s) for s in ACTIVE_STATUSES])
+
+
 class Queue(models.Model):
     """A work queue of exceptions for one group of people (a role), with an SLA clock.
 
@@ -105,6 +108,13 @@ class DecisionException(models.Model):
             models.Index(fields=["queue", "status", "-jeopardy_score"], name="exception_queue_jeopardy"),
             models.Index(fields=["queue", "status", "due_at"], name="exception_queue_due"),
             models.Index(fields=["status", "due_at"], name="exception_status_due"),
+            # The queue view's sorts over active exceptions (partial: resolved ones pile up).
+            models.Index(fields=["queue", "due_at"], condition=_ACTIVE_Q, name="exception_active_queue_due"),
+            models.Index(fields=["queue", "-jeopardy_score"], condition=_ACTIVE_Q, name="exception_active_queue_jeop"),
+            models.Index(fields=["queue", "raised_at"], condition=_ACTIVE_Q, name="exception_active_queue_age"),
+            models.Index(fields=["queue", "-value"], condition=_ACTIVE_Q, name="exception_active_queue_value"),
+            models.Index(fields=["queue", "jeopardy_band", "status", "due_at"], condition=_ACTIVE_Q, name="exception_active_queue_band"),
+            models.Index(fields=["queue", "type", "status"], condition=_ACTIVE_Q, name="exception_active_queue_type"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -96,11 +96,11 @@ def queue_summaries(now: dt.datetime | None = None) -> list[QueueSummary]:
         for row in DecisionException.objects.filter(status__in=ACTIVE_STATUSES, queue__isnull=False)
         .values("queue")
         .annotate(
-            open=Count("pk", filter=Q(status=ExceptionStatus.OPEN)),
-            claimed=Count("pk", filter=Q(status=ExceptionStatus.CLAIMED)),
-            awaiting_approval=Count("pk", filter=Q(status=ExceptionStatus.AWAITING_APPROVAL)),
-            overdue=Count("pk", filter=Q(due_at__lte=now)),
-            due_soon=Count("pk", filter=Q(due_at__gt=now, due_at__lte=soon)),
+            open=Count("status", filter=Q(status=ExceptionStatus.OPEN)),
+            claimed=Count("status", filter=Q(status=ExceptionStatus.CLAIMED)),
+            awaiting_approval=Count("status", filter=Q(status=ExceptionStatus.AWAITING_APPROVAL)),
+            overdue=Count("status", filter=Q(due_at__lte=now)),
+            due_soon=Count("status", filter=Q(due_at__gt=now, due_at__lte=soon)),
         )
     }
     summaries = []
@@ -190,11 +190,11 @@ def status_counts(qs: QuerySet[DecisionException], now: dt.datetime) -> dict[str
     """Counts per status and SLA status of the active exceptions in ``qs`` (one query)."""
     soon = now + routing.DUE_SOON_WINDOW
     return qs.filter(status__in=ACTIVE_STATUSES).aggregate(
-        open=Count("pk", filter=Q(status=ExceptionStatus.OPEN)),
-        claimed=Count("pk", filter=Q(status=ExceptionStatus.CLAIMED)),
-        awaiting_approval=Count("pk", filter=Q(status=ExceptionStatus.AWAITING_APPROVAL)),
-        overdue=Count("pk", filter=Q(due_at__lte=now)),
-        due_soon=Count("pk", filter=Q(due_at__gt=now, due_at__lte=soon)),
+        open=Count("status", filter=Q(status=ExceptionStatus.OPEN)),
+        claimed=Count("status", filter=Q(status=ExceptionStatus.CLAIMED)),
+        awaiting_approval=Count("status", filter=Q(status=ExceptionStatus.AWAITING_APPROVAL)),
+        overdue=Count("status", filter=Q(due_at__lte=now)),
+        due_soon=Count("status", filter=Q(due_at__gt=now, due_at__lte=soon)),
     )
 
 

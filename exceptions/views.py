@@ -69,14 +69,24 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
     now = timezone.now()
     filters = selectors.parse_filters(request.GET)
     base = selectors.visible_to(request.user).filter(queue=queue)
-    counts = selectors.status_counts(base, now)
-    if request.htmx and request.GET.get("part") == "counts":
+    part = request.GET.get("part") if request.htmx else None
+    if part == "counts":
+        counts = selectors.status_counts(base, now)
         return render(request, "exceptions/queue_detail.html#counts", {"queue": queue, "counts": counts})
     qs = selectors.filter_exceptions(base, filters, user=request.user, now=now)
     paginator = Paginator(qs, PAGE_SIZE)
     page = paginator.get_page(request.GET.get("page"))
+    # URLs built from one reverse: reversing per row costs more than the rows' queries.
+    detail_prefix = reverse("exceptions:exception_detail", args=[0])[: -len("0/")]
     rows = [
-        {"exception": e, "sla": routing.sla_status(e.due_at, now), "age": routing.age_text(routing.age(e.raised_at, now))} for e in page.object_list
+        {
+            "exception": e,
+            "sla": routing.sla_status(e.due_at, now),
+            "age": routing.age_text(routing.age(e.raised_at, now)),
+            "url": f"{detail_prefix}{e.pk}/",
+            "claim_url": f"{detail_prefix}{e.pk}/claim/",
+        }
+        for e in page.object_list
     ]
     query = QueryDict(mutable=True)
     for key in ("status", "type", "assignee", "band", "sla", "q", "sort"):
@@ -85,7 +95,7 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
             query[key] = value
     context = {
         "queue": queue,
-        "counts": counts,
+        "counts": selectors.status_counts(base, now) if part != "rows" else None,
         "filters": filters,
         "rows": rows,
         "page_obj": page,
@@ -98,7 +108,7 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
         "sorts": [("jeopardy", "Jeopardy"), ("sla", "SLA due"), ("age", "Age"), ("value", "Value")],
         "assignees": services.users_who_act() if selectors.can_act(request.user) else [],
     }
-    template = "exceptions/queue_detail.html#rows" if request.htmx and request.GET.get("part") == "rows" else "exceptions/queue_detail.html"
+    template = "exceptions/queue_detail.html#rows" if part == "rows" else "exceptions/queue_detail.html"
     return render(request, template, context, status=400 if filters.errors else 200)
 
 
