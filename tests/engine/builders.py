@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import date, datetime, timezone
 from decimal import Decimal
 
@@ -116,5 +115,5 @@ def as_existing(result, start_id: int = 1) -> tuple[ExistingAllocation, ...]:
     return tuple(out)
 
 
-__all__ = ["AS_OF", "D", "replace", "settings", "line", "engine_input", "oh", "po", "held",
+__all__ = ["AS_OF", "D", "settings", "line", "engine_input", "oh", "po", "held",
            "allocations_of", "decision_of", "exception_types", "as_existing"]
