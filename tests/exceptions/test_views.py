@@ -190,3 +190,46 @@ def test_workbench_stale_and_over_available(client, scene, planner):
     })
     assert over.status_code == 400
     assert list(Allocation.objects.order_by("pk").values_list("line_id", "quantity", "state")) == before
+
+
+HTML_BODIES = {
+    "claim": {}, "release": {}, "assign": {"assignee": "pat_planner"}, "accept": {},
+    "override": {"option": "VALVE-10|DC-EAST|", "quantity": "5", "reason_code": "expedite", "note": "n"},
+    "split": {"part-0-location": "DC-EAST", "part-0-quantity": "2", "part-1-location": "DC-EAST", "part-1-supply": "", "part-1-quantity": "1", "reason_code": "expedite", "note": "n"},
+    "defer": {"promised_date": "2026-06-20", "reason": "r"}, "hold": {}, "release_to_warehouse": {},
+    "escalate": {}, "dismiss": {"reason": "r"}, "comment": {"body": "b"},
+}
+
+
+def html_snapshot():
+    return (
+        list(DecisionException.objects.order_by("pk").values_list("status", "version", "assignee_id", "queue_id")),
+        list(Allocation.objects.order_by("pk").values_list("line_id", "quantity", "state")),
+        ApprovalRequest.objects.count(),
+    )
+
+
+@pytest.mark.parametrize("action", sorted(HTML_BODIES))
+def test_html_actions_denied_for_other_roles_change_nothing(client, scene, personas, action):
+    _h, _s, exception = scene
+    url = reverse("exceptions:exception_action", args=[exception.pk, action])
+    before = html_snapshot()
+    for persona in ("policy_admin", "approver", "finance", "integration", "outsider"):
+        client.force_login(personas[persona])
+        assert client.post(url, {"version": 1, **HTML_BODIES[action]}).status_code == 403, persona
+    client.logout()
+    assert client.post(url, {"version": 1, **HTML_BODIES[action]}).status_code == 302  # to the login page
+    assert html_snapshot() == before
+
+
+def test_bulk_dismiss_through_the_queue_form(client, world, planner, recorded_runs):
+    exceptions = [world.exception(world.line(world.shop, 1)) for _ in range(3)]
+    login(client, planner)
+    response = client.post(
+        reverse("exceptions:bulk_action", args=["shortages"]),
+        {"action": "dismiss", "selected": [f"{exceptions[0].pk}:1", f"{exceptions[1].pk}:9"], "reason": "noise"},
+    )
+    assert response.status_code == 302
+    assert list(DecisionException.objects.order_by("pk").values_list("status", flat=True)) == ["dismissed", "open", "open"]
+    page = client.get(response["Location"]).content.decode()
+    assert "Dismiss: 1 done, 1 changed meanwhile (reload to see them)." in page
