@@ -27,4 +27,8 @@ def navigation(request):
         except NoReverseMatch:
             continue  # the screen is not installed yet
         items.append({"label": label, "url": url, "active": request.path.startswith(url)})
+    # Only the most specific match is active (/exceptions/approvals/ is not also "Exceptions").
+    longest = max((len(i["url"]) for i in items if i["active"]), default=0)
+    for item in items:
+        item["active"] = item["active"] and len(item["url"]) == longest
     return {"nav_items": items, "user_roles": sorted(held)}
