@@ -56,7 +56,11 @@
       case "k": focusRow(current < 0 ? 0 : current - 1); break;
       case "Enter": if (row) { window.location.href = row.dataset.href; } else { return; } break;
       case "c": if (row && row.dataset.status === "open") { post(row.dataset.claimUrl, { version: row.dataset.version }); } break;
-      case "a": if (row) { window.location.href = row.dataset.href + "#actions"; } break;
+      case "a":
+        if (row && row.dataset.type === "substitution_proposed" && row.dataset.status !== "awaiting_approval") {
+          post(row.dataset.claimUrl.replace(/claim\/$/, "accept/"), { version: row.dataset.version });
+        } else if (row) { window.location.href = row.dataset.href + "#actions"; }
+        break;
       case "o": if (row) { window.location.href = row.dataset.href + "#override"; } break;
       case "e": if (row) { window.location.href = row.dataset.href + "#escalate"; } break;
       case "x": if (row) { var box = row.querySelector("input[type=checkbox]"); if (box) box.checked = !box.checked; } break;
