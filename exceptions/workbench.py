@@ -37,6 +37,7 @@ class BoardRow:
     fixed_here: Decimal  # released here: cannot be cut
     elsewhere: Decimal
     pending_approval: bool
+    pinned_here: Decimal = ZERO
 
     @property
     def most(self) -> Decimal:
@@ -92,6 +93,7 @@ def load_board(sku: str, location_code: str) -> Board | None:
     settings = overrides.line_settings(lines)
     here: dict[int, Decimal] = defaultdict(lambda: ZERO)
     fixed: dict[int, Decimal] = defaultdict(lambda: ZERO)
+    pinned: dict[int, Decimal] = defaultdict(lambda: ZERO)
     elsewhere: dict[int, Decimal] = defaultdict(lambda: ZERO)
     for line_id, location_id, supply_id, state, quantity in Allocation.objects.filter(line__in=lines).values_list(
         "line_id", "location_id", "supply_id", "state", "quantity"
@@ -100,6 +102,8 @@ def load_board(sku: str, location_code: str) -> Board | None:
             here[line_id] += quantity
             if state == AllocationState.RELEASED:
                 fixed[line_id] += quantity
+            elif state == AllocationState.PINNED:
+                pinned[line_id] += quantity
         else:
             elsewhere[line_id] += quantity
     pending = set(
@@ -117,6 +121,7 @@ def load_board(sku: str, location_code: str) -> Board | None:
             fixed_here=fixed[line.pk],
             elsewhere=elsewhere[line.pk],
             pending_approval=line.pk in pending,
+            pinned_here=pinned[line.pk],
         )
         for line in lines
     ]
