@@ -198,7 +198,7 @@ class _LineState:
         self.dimensions: dict[str, str | None] | None = None
         self.quota_cache: dict[str, tuple[QuotaKey, ...]] = {}
         self.match_cache: dict[int, bool] = {}
-        self.start()
+        # start() runs at the beginning of every pass over the line's group.
 
     def start(self) -> None:
         """Reset what this run took (fixed allocations always count)."""
@@ -692,8 +692,9 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
     for unit in units:
         for state in unit:
             state.start()
-            for alloc in state.fixed:
-                _consume_fixed(run, state, alloc)
+            if state.fixed:
+                for alloc in state.fixed:
+                    _consume_fixed(run, state, alloc)
     # Gain lines keep what they held, in rank order, before anyone takes free supply.
     for unit in units:
         for state in unit:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from allocation.engine.types import DEFAULT_WEIGHTS, STRATEGY_ORDER, Factor, Line
 
 FACTOR_NAMES: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
+FACTOR_POSITIONS: tuple[int, ...] = tuple(range(len(FACTOR_NAMES)))
 STRATEGY_INDEX: dict[str, int] = {name: position for position, name in enumerate(STRATEGY_ORDER)}
 _LOG_VALUE_CAP = math.log10(1 + 100000)
 
@@ -105,12 +106,10 @@ class FactorCache:
     def factors(self, values: tuple[float, ...], weights: tuple[float, ...]) -> tuple[Factor, ...]:
         cache = self.cache
         out = []
-        for index in range(len(FACTOR_NAMES)):
-            value = values[index]
-            weight = weights[index]
-            key = (index, value, weight)
+        for key in zip(FACTOR_POSITIONS, values, weights):
             factor = cache.get(key)
             if factor is None:
+                index, value, weight = key
                 factor = cache[key] = Factor(FACTOR_NAMES[index], value, weight, weight * value)
             out.append(factor)
         return tuple(out)
