@@ -634,8 +634,10 @@ class ChunkApplier:
         if self.dirty_allocations:
             Allocation.objects.bulk_update(list(self.dirty_allocations.values()), ["quantity", "updated_at"], batch_size=UPDATE_BATCH)
         if self.customers_touched:
-            self.skus.update(
-                OrderLine.objects.filter(order__customer__code__in=self.customers_touched, status=LineStatus.OPEN)
-                .values_list("item__sku", flat=True)
-                .distinct()
-            )
+            customer_ids = [self.customers[code].pk for code in self.customers_touched]
+            item_ids = set(OrderLine.objects.filter(order__customer_id__in=customer_ids, status=LineStatus.OPEN).values_list("item_id", flat=True).distinct())
+            known = {item.pk: sku for sku, item in self.items.items()}
+            self.skus.update(known[i] for i in item_ids if i in known)
+            unknown = [i for i in item_ids if i not in known]
+            if unknown:
+                self.skus.update(Item.objects.filter(pk__in=unknown).values_list("sku", flat=True))

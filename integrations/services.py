@@ -317,17 +317,33 @@ def process_pending(*, limit: int | None = None) -> ProcessSummary:
 
 
 def _process_next_chunk(size: int, summary: ProcessSummary, parked_now: set[int]) -> int:
-    with transaction.atomic():
-        _take_process_lock()
-        events = list(
-            Event.objects.filter(status=EventStatus.PENDING)
-            .order_by("occurred_at", "id")
-            .only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id")[:size]
-        )
+    """Pick the next pending events and apply them in the same locked transaction."""
+    events: list[Event] = []
+    try:
+        with transaction.atomic():
+            _take_process_lock()
+            events = _pending_events(size)
+            if not events:
+                return 0
+            outcomes, skus = _apply_chunk(events)
+    except APPLY_ERRORS:
         if not events:
-            return 0
-    _apply_events(events, summary, parked_now)
+            raise
+        # The database refused the chunk (or data slipped past validation): split it until the
+        # event at fault fails alone, so one bad event never wedges the queue.
+        _apply_isolating(events, summary, parked_now)
+        return len(events)
+    _count(events, outcomes, skus, summary, parked_now)
     return len(events)
+
+
+def _pending_events(size: int, among: list[int] | None = None) -> list[Event]:
+    pending = Event.objects.filter(status=EventStatus.PENDING)
+    if among is not None:
+        pending = pending.filter(pk__in=among)
+    return list(
+        pending.order_by("occurred_at", "id").only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id")[:size]
+    )
 
 
 def _take_process_lock() -> None:
@@ -336,30 +352,43 @@ def _take_process_lock() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [PROCESS_LOCK_ID])
 
 
-def _apply_events(events: list[Event], summary: ProcessSummary, parked_now: set[int]) -> None:
-    """Apply ``events`` in one transaction; if the database refuses it, split to isolate the culprit."""
+def _apply_isolating(events: list[Event], summary: ProcessSummary, parked_now: set[int]) -> None:
+    """Apply ``events`` in halves, recursively, until the one the database refuses fails alone."""
+    if len(events) > 1:
+        middle = len(events) // 2
+        for part in (events[:middle], events[middle:]):
+            try:
+                with transaction.atomic():
+                    _take_process_lock()
+                    # Re-read: another applier may have taken some while we were failing.
+                    fresh = _pending_events(len(part), among=[e.pk for e in part])
+                    if not fresh:
+                        continue
+                    outcomes, skus = _apply_chunk(fresh)
+            except APPLY_ERRORS:
+                _apply_isolating(part, summary, parked_now)
+                continue
+            _count(fresh, outcomes, skus, summary, parked_now)
+        return
     try:
         with transaction.atomic():
             _take_process_lock()
-            # Another applier may have taken some of these while we waited for the lock.
-            still_pending = set(Event.objects.filter(pk__in=[e.pk for e in events], status=EventStatus.PENDING).values_list("pk", flat=True))
-            events = [e for e in events if e.pk in still_pending]
-            if not events:
+            fresh = _pending_events(1, among=[events[0].pk])
+            if not fresh:
                 return
-            outcomes, skus = _apply_chunk(events)
+            outcomes, skus = _apply_chunk(fresh)
     except APPLY_ERRORS as error:
-        # The database refused the chunk (or data slipped past validation): split it until the
-        # event at fault fails alone, so one bad event never wedges the queue.
-        if len(events) > 1:
-            middle = len(events) // 2
-            _apply_events(events[:middle], summary, parked_now)
-            _apply_events(events[middle:], summary, parked_now)
-            return
-        message = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        text = str(error).strip()
+        message = text.splitlines()[0][:300] if text else type(error).__name__
         with transaction.atomic():
             outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be applied: {message}"}])}
             _record_outcomes(events, outcomes)
         skus = set()
+        fresh = events
+    _count(fresh, outcomes, skus, summary, parked_now)
+
+
+def _count(events: list[Event], outcomes: dict[int, Outcome], skus: set[str], summary: ProcessSummary, parked_now: set[int]) -> None:
     for event in events:
         status = outcomes[event.pk].status
         summary.add(status)
