@@ -6,7 +6,10 @@ are consumed first, ``gain`` lines keep what they held, then every unit (a line,
 or a ship-complete order) takes free supply in rank order up to its strategy's
 ceiling. When a unit that kept supply ends up with nothing (``allow_partial =
 false`` or a blocked ship-complete order), its group is re-run without those
-keeps, so the supply it gave back is free for every line in rank order.
+keeps, so the supply it gave back is free for every line in rank order. An
+all-or-nothing unit that greedy sourcing leaves short gets a second chance on
+the smallest candidate-location sets that can cover it, so a re-run on
+unchanged inputs changes nothing.
 """
 
 from __future__ import annotations
@@ -128,11 +131,6 @@ class _Pool:
         if self.protected is not None:
             for stock in self.protected:
                 stock.remaining = stock.initial
-
-    def total(self) -> Decimal:
-        if self.protected is None:
-            return self.initial_free
-        return self.initial_free + sum((stock.initial for stock in self.protected), ZERO)
 
 
 class _Take:
