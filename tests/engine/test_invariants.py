@@ -12,7 +12,7 @@ from tests.engine.strategies import scenarios
 
 FIXED = ("released", "pinned")
 ZERO = Decimal(0)
-EXAMPLES = settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+EXAMPLES = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _pool_totals(inp):
