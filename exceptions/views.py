@@ -83,6 +83,8 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
             "exception": e,
             "sla": routing.sla_status(e.due_at, now),
             "age": routing.age_text(routing.age(e.raised_at, now)),
+            "value": f"{e.value:,.0f}",
+            "score": f"{e.jeopardy_score:.0f}",
             "url": f"{detail_prefix}{e.pk}/",
             "claim_url": f"{detail_prefix}{e.pk}/claim/",
         }
