@@ -229,6 +229,14 @@ def test_run_items_with_bad_skus_is_a_400_naming_the_field_and_starts_nothing(as
     assert AllocationRun.objects.count() == 0
 
 
+def test_an_unknown_scope_is_a_400_naming_the_field_and_starts_nothing(as_planner):
+    response = as_planner.post(reverse("allocation:run_start"), {"scope": "galaxy"}, HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 400
+    assert "Scope: Select a valid choice. galaxy is not one of the available choices." in html_of(response)
+    assert AllocationRun.objects.count() == 0
+
+
 def test_starting_from_htmx_answers_with_a_client_side_location(as_planner):
     response = as_planner.post(reverse("allocation:run_start"), {"scope": "full"}, HTTP_HX_REQUEST="true")
 
