@@ -88,6 +88,16 @@
   openFromHash();
   window.addEventListener("hashchange", openFromHash);
 
+  // Boosted action forms: a refused action (400 names the fields, 409 shows what changed)
+  // is a page to show, not an error to drop.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var status = event.detail.xhr.status;
+    if (status === 400 || status === 409 || status === 403) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   // Rows replaced by HTMX (filters, pagination): start again from the top.
   document.addEventListener("htmx:afterSwap", function () { current = -1; });
 })();

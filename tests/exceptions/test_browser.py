@@ -153,3 +153,18 @@ def test_workbench_moves_quantity_between_two_lines(page, live_server, world, pl
     shot(page, "workbench-committed")
     assert list(Allocation.objects.filter(line=hospital).values_list("quantity", "state")) == [(Decimal("20.000"), "pinned")]
     assert list(Allocation.objects.filter(line=shop).values_list("quantity", "state")) == [(Decimal("20.000"), "pinned")]
+
+
+def test_stale_claim_shows_what_changed(page, live_server, world, planner, customer_service):
+    from exceptions import services
+
+    exception = world.exception(world.line(world.shop, 1))
+    log_in(page, live_server, planner)
+    page.goto(f"{live_server.url}/exceptions/{exception.pk}/")
+    services.claim(exception.pk, actor=customer_service, expected_version=1)  # someone else, meanwhile
+    page.click("#form-claim button")
+    page.wait_for_selector("#stale")
+    assert "claimed by casey_cs" in page.locator("#stale").inner_text()
+    shot(page, "stale-claim")
+    exception.refresh_from_db()
+    assert (exception.assignee, exception.version) == (customer_service, 2)
