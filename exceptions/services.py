@@ -651,8 +651,11 @@ def _on_release_approved(approval, subject: DecisionException) -> None:
 
 
 def _on_rejected(approval, subject: DecisionException) -> None:
-    """The exception goes back to the requester (claimed), nothing changed."""
-    exception = _locked_subject(subject)
+    """The exception goes back to the requester (claimed), nothing changed. When it was
+    resolved meanwhile (a run found the condition gone), the rejection only closes the request."""
+    exception = DecisionException.objects.select_for_update(of=("self",)).get(pk=subject.pk)
+    if exception.status != ExceptionStatus.AWAITING_APPROVAL:
+        return
     exception.status = ExceptionStatus.CLAIMED
     exception.assignee = approval.requested_by
     now = timezone.now()

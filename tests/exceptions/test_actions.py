@@ -311,3 +311,22 @@ def test_bulk_claim_dismiss_assign_report_stale_and_skipped(world, planner, cust
         ("claimed", "casey_cs", 2),
     ]
     assert DecisionException.history.filter(id=exceptions[1].pk).first().history_change_reason == "dismissed: noise"
+
+
+def test_request_for_an_exception_resolved_meanwhile_can_be_rejected_not_approved(world, planner, approver, recorded_runs):
+    world.stock(world.east, 2000)
+    line = world.line(world.hospital, 1500, unit_price="10")
+    exception = world.exception(line)
+    result = services.override(
+        exception.pk, actor=planner, expected_version=1, location="DC-EAST", quantity="1500", reason_code="expedite", note="n"
+    )
+    DecisionException.objects.filter(pk=exception.pk).update(status="resolved", resolution_reason="condition gone")
+    from exceptions.errors import ApprovalNotAllowed
+
+    with pytest.raises(ApprovalNotAllowed):
+        approvals.approve(result.approval.pk, actor=approver)
+    assert Allocation.objects.filter(line=line).count() == 0
+    approvals.reject(result.approval.pk, actor=approver, reason="no longer needed")
+    assert ApprovalRequest.objects.get().status == ApprovalStatus.REJECTED
+    exception.refresh_from_db()
+    assert exception.status == "resolved"
