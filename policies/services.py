@@ -6,10 +6,10 @@ trusted) and records a history change reason. Only drafts are edited, and every 
 validated as the whole document it would produce, so a draft is always a valid document
 and errors carry the document's field paths (``rules[2].settings.strategy``).
 
-Activation protocol (one active version, even when approvals race): lock the currently
-active row first, re-reading until the locked set equals the committed set, then lock the
-target; retire the old row before activating the new one. The partial unique index on
-``status='active'`` is the last guard.
+Activation protocol (one active version, even when approvals race): take the activation
+advisory lock (PostgreSQL), lock the currently active row, re-reading until the locked set
+equals the committed set, then lock the target; retire the old row before activating the new
+one. The partial unique index on ``status='active'`` is the last guard.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Max, ProtectedError
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
@@ -340,9 +340,21 @@ def reject(version: PolicyVersion, *, actor: Any, reason: str) -> PolicyVersion:
     return PolicyVersion.objects.get(pk=version.pk)
 
 
+# Any constant: the key of the PostgreSQL advisory lock that serialises activations.
+ACTIVATION_LOCK_KEY = 7_140_301
+
+
 def _lock_active_rows(exclude_pk: int) -> list[PolicyVersion]:
-    """Lock every active row; re-read until the locked set is the committed set (READ COMMITTED
-    re-checks a row it waited for, and drops it when another transaction retired it)."""
+    """Serialise activations, then lock every active row.
+
+    On PostgreSQL a transaction-scoped advisory lock comes first, so two activations queue even
+    when no version is active (there is then no row to lock). The row locks are re-read until
+    the locked set is the committed set: READ COMMITTED re-checks a row it waited for and drops
+    it when another transaction retired it. SQLite serialises writers by itself.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ACTIVATION_LOCK_KEY])
     while True:
         locked = list(
             PolicyVersion.objects.select_for_update().filter(status=VersionStatus.ACTIVE).exclude(pk=exclude_pk).order_by("pk")
