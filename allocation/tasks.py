@@ -51,11 +51,18 @@ def broker_configured() -> bool:
     return bool(settings.CELERY_BROKER_URL) and not settings.CELERY_TASK_ALWAYS_EAGER
 
 
+_clients: dict[str, object] = {}
+
+
 def redis_client():
-    """A Redis client on the broker's URL (the coalescing set lives beside the queue)."""
+    """A Redis client on the broker's URL (the coalescing set lives beside the queue); one pool per URL."""
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL or settings.CELERY_BROKER_URL, socket_timeout=5)
+    url = settings.REDIS_URL or settings.CELERY_BROKER_URL
+    client = _clients.get(url)
+    if client is None:
+        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return client
 
 
 @shared_task(name="allocation.tasks.run_task")

@@ -33,9 +33,11 @@ def in_process_tasks(settings):
     """Celery tasks in-process even when the suite runs with a broker (PostgreSQL + Redis run)."""
     from config.celery import app
 
-    settings.CELERY_BROKER_URL = ""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Celery reads these through Django's settings: save them before changing the settings. The
+    # broker URL stays: an eager task still builds the app's producer pool from it, and a pool
+    # built on a blank URL would outlive this test.
     saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
+    settings.CELERY_TASK_ALWAYS_EAGER = True
     app.conf.update(task_always_eager=True, task_eager_propagates=True)
     yield
     app.conf.update(task_always_eager=saved[0], task_eager_propagates=saved[1])
