@@ -115,6 +115,9 @@ def _active_in_scope(
         querysets.append(active.filter(line__isnull=True, order__number__in=chunk))
     skus = sorted(set(scope_skus or ()))
     for chunk in _chunks(skus):
+        # Order-level exceptions of orders with a line of these items (open or not: a cancelled
+        # ship-complete order's exception resolves here), and item-level ones.
+        querysets.append(active.filter(line__isnull=True, order__lines__item__sku__in=chunk).distinct())
         querysets.append(active.filter(line__isnull=True, order__isnull=True, item__sku__in=chunk))
     return querysets
 
