@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-SCENARIOS = Path("/work/shared/scenarios")
+SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 CHROMIUM = "/usr/bin/chromium"
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from integrations.services import ingest, process_pending
 
-SCENARIOS = Path("/work/shared/scenarios")
+SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 
 
 def envelope(event_id: str, type_: str, data: dict, *, occurred_at: str = "2026-05-31T18:00:00Z", source: str = "erp") -> dict:

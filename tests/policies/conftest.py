@@ -7,7 +7,7 @@ import pytest
 
 from policies import services
 
-VALVES_PATH = Path("/work/shared/scenarios/valves.policy.json")
+VALVES_PATH = Path(__file__).resolve().parent.parent / "data" / "scenarios" / "valves.policy.json"
 SPEC_DOCUMENT = {
     "name": "default",
     "effective_from": "2026-06-01T00:00:00Z",
