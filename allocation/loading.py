@@ -138,7 +138,8 @@ def load_input(
     items_by_id = {pk: (sku, cls) for pk, sku, cls in item_rows}
     location_codes = dict(Location.objects.values_list("id", "code"))
 
-    open_lines = OrderLine.objects.filter(status=LineStatus.OPEN, order__status=OrderStatus.OPEN)
+    # No join on orders here: the open orders are read below, and lines of other orders skipped.
+    open_lines = OrderLine.objects.filter(status=LineStatus.OPEN)
     if scope is not None:
         open_lines = open_lines.filter(item_id__in=list(items_by_id))
     line_rows = list(
@@ -160,7 +161,9 @@ def load_input(
         orders = {row[0]: row for row in Order.objects.filter(status=OrderStatus.OPEN).values_list(*order_fields)}
     else:
         for chunk in _chunks(order_ids):
-            orders.update({row[0]: row for row in Order.objects.filter(id__in=chunk).values_list(*order_fields)})
+            orders.update(
+                {row[0]: row for row in Order.objects.filter(id__in=chunk, status=OrderStatus.OPEN).values_list(*order_fields)}
+            )
     customer_fields = ("id", "code", "tier", "segment", "region", "late_penalty_per_day", "home_location_id", "credit_hold")
     customers: dict[int, tuple] = {}
     if scope is None:
@@ -174,7 +177,10 @@ def load_input(
     order_numbers: set[str] = set()
     settings_for = context.settings_for
     for key, order_id, number, item_id, open_quantity, unit_price, unit_cost, allow_substitute, ship_from_id in line_rows:
-        _, order, customer_id, channel, created, requested, promised, ship_complete, order_hold = orders[order_id]
+        order_row = orders.get(order_id)
+        if order_row is None:  # the order is cancelled or closed
+            continue
+        _, order, customer_id, channel, created, requested, promised, ship_complete, order_hold = order_row
         _, customer, tier, segment, region, penalty, home_id, customer_hold = customers[customer_id]
         sku, item_class = items_by_id[item_id]
         ship_from = location_codes[ship_from_id] if ship_from_id else None

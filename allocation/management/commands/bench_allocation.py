@@ -63,6 +63,9 @@ class Command(BaseCommand):
                     process_pending()
                     count += len(batch)
             self.stdout.write(f"Loaded {count} events in {time.perf_counter() - started:.1f}s.")
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("ANALYZE")  # fresh planner statistics after the bulk load
             protected = Item.objects.filter(item_class="valves").order_by("sku").values_list("sku", flat=True).first()
             if protected is not None:
                 active, _draft = demo_policy_documents(protected_sku=protected)
