@@ -217,6 +217,7 @@ def load_input(
             "order": order,
             "line": number,
             "segment": segment,
+            "region": region,
             "channel": channel,
             "tier": tier,
             "penalty": penalty,

@@ -239,6 +239,8 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             uncovered=decision.shortfall,
             reserved=sum((a.quantity for a in reserved), Decimal(0)),
             reserved_by_due=sum((a.quantity for a in reserved if a.confirmed_date <= fact["due"]), Decimal(0)),
+            segment=fact["segment"],
+            region=fact["region"],
         )
     return stakes
 

@@ -30,8 +30,9 @@ from allocation.engine.types import RaisedException
 from allocation.models import Item, Location, Order
 from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES, ExceptionStatus
 from exceptions.jeopardy import jeopardy
-from exceptions.models import DecisionException
-from exceptions.routing import route
+from exceptions import routing
+from exceptions.models import DecisionException, Queue, RoutingRule
+from exceptions.routing import choose_queue, route, value_band
 
 CHUNK = 5000
 REVERSED = "allocation_reversed"
@@ -63,6 +64,8 @@ class LineStake:
     uncovered: Decimal
     reserved: Decimal = Decimal(0)
     reserved_by_due: Decimal = Decimal(0)
+    segment: str = ""
+    region: str = ""
 
 
 def _chunks(values: list, size: int = CHUNK):
@@ -256,11 +259,34 @@ def sync_run_exceptions(
             default_date=now,
         )
     if to_create:
+        unrouted = _route_in_memory(to_create, stakes, now)
         bulk_create_with_history(
             to_create, DecisionException, batch_size=1000, default_change_reason=f"raised by {reason}", default_date=now
         )
-        route(to_create, now=now)
+        if unrouted:
+            route(unrouted, now=now)
     return SyncCounts(created=len(to_create), updated=len(to_update), resolved=len(to_resolve))
+
+
+def _route_in_memory(
+    exceptions: list[DecisionException], stakes: Mapping[int, LineStake], now: dt.datetime
+) -> list[DecisionException]:
+    """Give line exceptions their queue and SLA before the insert (the customer facts are at hand),
+    so a run writes each new exception once; returns those left for ``routing.route``."""
+    rules = list(RoutingRule.objects.select_related("queue").order_by("position", "id"))
+    default = Queue.objects.filter(is_default=True).first()
+    unrouted = []
+    for exception in exceptions:
+        stake = stakes.get(exception.line_id) if exception.line_id is not None else None
+        if stake is None:
+            unrouted.append(exception)
+            continue
+        facts = routing._Facts(exception.type, stake.region, stake.tier, stake.segment, value_band(exception.value))
+        queue = choose_queue(rules, default, facts)
+        if queue is not None:
+            exception.queue = queue
+            exception.due_at = now + dt.timedelta(minutes=queue.sla_minutes)
+    return unrouted
 
 
 def _decimal(text: Any) -> Decimal:

@@ -45,10 +45,17 @@ def test_run_exceptions_carry_jeopardy_a_queue_and_history(valves_stage1):
         Decimal("560.00"), "low", "promised 06-03, confirmed 06-10, tier 3, penalty 0/day", Decimal("4000.00"),
     )
     assert (at_risk.source, at_risk.status, at_risk.version, at_risk.severity) == ("allocation", "open", 1, "low")
-    assert at_risk.queue_id is not None
+    # Routed as exceptions.routing would route it, before the insert: one write, one history row
+    assert at_risk.queue.name == "Promises at risk"
+    assert at_risk.due_at == at_risk.raised_at + dt.timedelta(minutes=at_risk.queue.sla_minutes)
     assert [h.history_change_reason for h in at_risk.history.order_by("history_id")] == [
-        f"raised by allocation run #{at_risk.run_id}", f"routed to {at_risk.queue.name}",
+        f"raised by allocation run #{at_risk.run_id}",
     ]
+    from exceptions import routing
+
+    at_risk.queue = None
+    routing.route([at_risk], now=at_risk.raised_at)
+    assert at_risk.queue.name == "Promises at risk"
 
 
 @pytest.mark.django_db
