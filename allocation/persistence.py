@@ -30,7 +30,6 @@ from allocation.models import (
     LineDecisionCurrent,
     LineDecisionLog,
     Location,
-    OrderLine,
     Supply,
 )
 from exceptions.choices import ACTIVE_STATUSES, ExceptionType
@@ -210,8 +209,8 @@ def _current_fingerprints(loaded: LoadedInput) -> dict[int, str]:
             cursor.execute(f"SELECT line_id, fingerprint FROM {LineDecisionCurrent._meta.db_table}")
             return dict(cursor.fetchall())
     found: dict[int, str] = {}
-    for chunk in _chunks(loaded.line_ids):
-        found.update(current.filter(line_id__in=chunk).values_list("line_id", "fingerprint"))
+    for chunk in _chunks(sorted(loaded.skus or ())):
+        found.update(current.filter(line__item__sku__in=chunk).values_list("line_id", "fingerprint"))
     return found
 
 
@@ -252,20 +251,10 @@ def _lines_with_active_reversal(loaded: LoadedInput) -> set[int]:
     )
     if not loaded.is_full:
         ids: set[int] = set()
-        for chunk in _chunks(loaded.line_ids):
-            ids.update(active.filter(line_id__in=chunk).values_list("line_id", flat=True))
+        for chunk in _chunks(sorted(loaded.skus or ())):
+            ids.update(active.filter(line__item__sku__in=chunk).values_list("line_id", flat=True))
         return ids
     return set(active.values_list("line_id", flat=True))
-
-
-def _scope_line_ids_for_exceptions(loaded: LoadedInput) -> list[int] | None:
-    """Every line (any status) of the scope's items, so exceptions of cancelled lines resolve too."""
-    if loaded.is_full:
-        return None
-    ids: list[int] = []
-    for chunk in _chunks(sorted(loaded.skus or ())):
-        ids.extend(OrderLine.objects.filter(item__sku__in=chunk).values_list("id", flat=True))
-    return ids
 
 
 def persist_result(
@@ -286,7 +275,8 @@ def persist_result(
 
     counts = sync_run_exceptions(
         list(result.exceptions),
-        scope_line_ids=_scope_line_ids_for_exceptions(loaded),
+        # Incremental: the scope's items select the lines (any status); no id lists to send.
+        scope_line_ids=None if loaded.is_full else [],
         scope_order_numbers=None if loaded.is_full else loaded.order_numbers,
         scope_skus=loaded.skus,
         run=run,

@@ -27,7 +27,7 @@ from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from allocation.engine.types import RaisedException
-from allocation.models import Item, Location, Order
+from allocation.models import Item, Location, Order, OrderLine
 from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES, ExceptionStatus
 from exceptions.jeopardy import jeopardy
 from exceptions import routing
@@ -104,24 +104,48 @@ def _fields_for(raised: RaisedException, stakes: Mapping[int, LineStake]) -> dic
     }
 
 
+LINE_ID_LIST_LIMIT = 20000  # above this many lines, select the scope's lines by a join instead
+
+
 def _active_in_scope(
     scope_line_ids: Iterable[int] | None, scope_order_numbers: Iterable[str] | None, scope_skus: Iterable[str] | None
 ):
+    """Querysets that together select the active run exceptions of a run's scope (one, for a full run).
+
+    The scope is its lines (ids, and every line of its items whatever their status), the
+    order-level exceptions of its orders and of orders with a line of its items, and the
+    item-level ones of its items. Ids are read first from the indexed tables so each exception
+    query is an index lookup, not a join over every active exception.
+    """
     active = DecisionException.objects.filter(
         status__in=[str(s) for s in ACTIVE_STATUSES], type__in=[str(t) for t in RUN_EXCEPTION_TYPES]
     )
     if scope_line_ids is None:
         return [active]
-    querysets = [active.filter(line_id__in=chunk) for chunk in _chunks(sorted(set(scope_line_ids)))]
-    orders = sorted(set(scope_order_numbers or ()))
-    for chunk in _chunks(orders):
-        querysets.append(active.filter(line__isnull=True, order__number__in=chunk))
     skus = sorted(set(scope_skus or ()))
+    line_ids = set(scope_line_ids)
+    order_ids: set[int] = set()
+    item_ids: list[int] = []
+    by_join: list[list[str]] = []
     for chunk in _chunks(skus):
-        # Order-level exceptions of orders with a line of these items (open or not: a cancelled
-        # ship-complete order's exception resolves here), and item-level ones.
-        querysets.append(active.filter(line__isnull=True, order__lines__item__sku__in=chunk).distinct())
-        querysets.append(active.filter(line__isnull=True, order__isnull=True, item__sku__in=chunk))
+        item_ids.extend(Item.objects.filter(sku__in=chunk).values_list("id", flat=True))
+    lines_of_items = OrderLine.objects.filter(item_id__in=item_ids)
+    if lines_of_items.count() <= LINE_ID_LIST_LIMIT:
+        for line_id, order_id in lines_of_items.values_list("id", "order_id"):
+            line_ids.add(line_id)
+            order_ids.add(order_id)
+    else:
+        by_join = list(_chunks(skus))
+        order_ids.update(lines_of_items.values_list("order_id", flat=True).distinct())
+    querysets = [active.filter(line_id__in=chunk) for chunk in _chunks(sorted(line_ids))]
+    querysets += [active.filter(line__item__sku__in=chunk) for chunk in by_join]
+    order_numbers = sorted(set(scope_order_numbers or ()))
+    for chunk in _chunks(order_numbers):
+        order_ids.update(Order.objects.filter(number__in=chunk).values_list("id", flat=True))
+    querysets += [active.filter(line__isnull=True, order_id__in=chunk) for chunk in _chunks(sorted(order_ids))]
+    querysets += [
+        active.filter(line__isnull=True, order__isnull=True, item_id__in=chunk) for chunk in _chunks(sorted(item_ids))
+    ]
     return querysets
 
 
