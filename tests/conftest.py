@@ -26,6 +26,39 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_worker)
 
 
+def _is_transactional(request) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker is not None and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return bool({"transactional_db", "live_server"} & set(request.fixturenames))
+
+
+@pytest.fixture(autouse=True)
+def _baseline_data(request):
+    """Transactional tests start from a flushed database: put back what migrations seed.
+
+    Rows written by data migrations (role groups, the default policy, the default queues and
+    routing rules) are gone after any earlier transactional test's flush; serialized rollback
+    would restore them but clashes with the content types ``post_migrate`` re-creates, so we
+    re-run the same idempotent seeding functions instead.
+    """
+    if not _is_transactional(request):
+        yield
+        return
+    import importlib
+
+    from django.apps import apps
+
+    request.getfixturevalue("transactional_db")
+    for module, function in (
+        ("allocation.migrations.0001_groups", "create_groups"),
+        ("policies.migrations.0002_default_policy", "create_default_policy"),
+        ("exceptions.migrations.0003_default_queues", "create_defaults"),
+    ):
+        getattr(importlib.import_module(module), function)(apps, None)
+    yield
+
+
 @pytest.fixture(autouse=True)
 def _business_date(settings):
     """Tests run on a pinned business date unless they set another."""

@@ -16,7 +16,7 @@ from allocation.models import AllocationRun, RunStatus
 
 from .conftest import scenario_policy
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 SCREENSHOTS = Path(django_settings.BASE_DIR) / "artifacts" / "screenshots"
 
 

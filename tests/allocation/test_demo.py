@@ -199,7 +199,7 @@ def test_demo_out_writes_the_events_as_json_lines(tmp_path):
     assert output.getvalue().startswith(f"Wrote {len(written)} events to {target}")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_demo_ingests_end_to_end_and_if_empty_leaves_it_alone():
     services = pytest.importorskip("integrations.services")
     if not hasattr(services, "ingest"):

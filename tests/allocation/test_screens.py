@@ -319,7 +319,7 @@ def test_integration_and_outsider_are_forbidden_and_anonymous_sent_to_login(clie
 
 
 @pytest.mark.browser
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_filters_update_the_rows_in_place_and_the_url(page, live_server, planner, distributor):
     page.goto(live_server.url + reverse("login"))
     page.fill("input[name=username]", planner.username)

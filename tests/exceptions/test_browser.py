@@ -11,7 +11,7 @@ from allocation.models import Allocation
 from exceptions.choices import ExceptionType
 from exceptions.models import ApprovalRequest, DecisionException
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 SHOTS = Path(__file__).resolve().parents[2] / "artifacts" / "screenshots"
 

@@ -11,7 +11,7 @@ from exceptions import services
 from exceptions.errors import StaleAction
 from exceptions.models import DecisionException
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 
 def race(*calls):

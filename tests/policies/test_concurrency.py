@@ -40,7 +40,7 @@ def race_two_approvals() -> tuple[list[BaseException], dict[str, str]]:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_approvals_leave_exactly_one_active_version():
     if not PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).exists():
         services.import_document({"name": "default", "rules": [{"scope": {}, "settings": {}}]}, actor=None, activate=True)
@@ -55,7 +55,7 @@ def test_concurrent_approvals_leave_exactly_one_active_version():
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_concurrent_approvals_with_no_active_version_still_leave_exactly_one():
     # Set-up only: no active version, so there is no row to lock (the advisory lock must serialise).
     PolicyVersion.objects.filter(status=VersionStatus.ACTIVE).update(status=VersionStatus.RETIRED)
