@@ -42,7 +42,7 @@ def _wait_time(scope) -> float:
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     ("held", "wanted", "waits"),
     [

@@ -19,7 +19,6 @@ AS_OF = dt.date(2026, 6, 1)
 
 @pytest.fixture
 def valves_committed(transactional_db):
-    # (the tests are marked serialized_rollback, so data migrations' rows come back afterwards)
     """valves-1 with the valves policy, committed (the worker reads it from its own connection)."""
     from integrations.services import ingest, process_pending
     from policies.services import import_document
@@ -65,7 +64,7 @@ def _finished(runs) -> bool:
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_thousand_requests_in_a_second_make_a_few_runs(worker):
     first = AllocationRun.objects.order_by("-id").values_list("id", flat=True).first()
     started = time.monotonic()
@@ -82,7 +81,7 @@ def test_a_thousand_requests_in_a_second_make_a_few_runs(worker):
 
 
 @pytest.mark.worker
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_fanned_out_full_run_equals_an_in_process_one(worker):
     expected = (allocation_snapshot(), open_exceptions())
     first = AllocationRun.objects.order_by("-id").values_list("id", flat=True).first()
