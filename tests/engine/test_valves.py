@@ -1,4 +1,4 @@
-"""Golden test: the valves scenario of /work/shared/scenarios/README.md, stages 1 and 2."""
+"""Golden test: the valves scenario of tests/data/scenarios/README.md, stages 1 and 2."""
 
 from datetime import date, datetime, timezone
 

@@ -15,7 +15,7 @@ from allocation.models import Allocation
 from exceptions.choices import ACTIVE_STATUSES
 from exceptions.models import DecisionException
 
-SCENARIOS = Path(__file__).parent / "scenarios"
+SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "scenarios"
 
 
 def scenario_events(name: str) -> list[dict]:

@@ -1,6 +1,6 @@
 """The valves scenario end to end: events in, policy active, runs, allocations and exceptions out.
 
-Expected outcomes are /work/shared/scenarios/README.md stages 1 and 2 (copied beside this file).
+Expected outcomes are tests/data/scenarios/README.md stages 1 and 2.
 """
 from __future__ import annotations
 
