@@ -24,19 +24,6 @@ def scenario_policy() -> dict:
     return json.loads((SCENARIOS / "valves.policy.json").read_text())
 
 
-@pytest.fixture
-def eager_tasks(settings):
-    """Celery tasks in-process even when the suite runs with a broker configured."""
-    from config.celery import app
-
-    settings.CELERY_BROKER_URL = ""
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    app.conf.update(task_always_eager=saved[0], task_eager_propagates=saved[1])
-
-
 def load_valves(capture_on_commit) -> None:
     """Import and activate the valves policy, ingest valves-1 and apply it (its runs included)."""
     from integrations.services import ingest, process_pending
@@ -49,7 +36,7 @@ def load_valves(capture_on_commit) -> None:
 
 
 @pytest.fixture
-def valves(db, eager_tasks, django_capture_on_commit_callbacks):
+def valves(db, in_process_tasks, django_capture_on_commit_callbacks):
     """valves-1 under the valves policy, then a full manual run; returns that run."""
     from allocation.services import run_full
 

@@ -29,21 +29,6 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture
-def in_process_tasks(settings):
-    """Celery tasks in-process even when the suite runs with a broker (PostgreSQL + Redis run)."""
-    from config.celery import app
-
-    # Celery reads these through Django's settings: save them before changing the settings. The
-    # broker URL stays: an eager task still builds the app's producer pool from it, and a pool
-    # built on a blank URL would outlive this test.
-    saved = (app.conf.task_always_eager, app.conf.task_eager_propagates)
-    settings.CELERY_TASK_ALWAYS_EAGER = True
-    app.conf.update(task_always_eager=True, task_eager_propagates=True)
-    yield
-    app.conf.update(task_always_eager=saved[0], task_eager_propagates=saved[1])
-
-
-@pytest.fixture
 def ingest_events(in_process_tasks, django_capture_on_commit_callbacks):
     """Ingest and apply events; the incremental runs they schedule execute as after a commit."""
     from integrations.services import ingest, process_pending
