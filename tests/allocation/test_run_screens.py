@@ -16,7 +16,7 @@ from django.utils import timezone
 from allocation.models import AllocationRun, LineDecisionLog, RunStatus
 from exceptions.models import DecisionException
 
-from .conftest import load_valves, scenario_events, scenario_policy
+from .conftest import scenario_events, scenario_policy
 
 POLL = 'hx-trigger="every 1s"'
 READER_ROLES = ["planner", "customer_service", "policy_admin", "approver", "finance"]

@@ -7,7 +7,7 @@ import pytest
 from allocation.choices import AllocationState
 from allocation.models import Allocation
 from exceptions import approvals, services
-from exceptions.choices import ApprovalStatus, ExceptionStatus, ExceptionType
+from exceptions.choices import ApprovalStatus, ExceptionType
 from exceptions.errors import ActionNotAllowed, InvalidAction, SelfApprovalRefused, StaleAction
 from exceptions.models import ApprovalRequest, DecisionException, ExceptionComment, PromiseChange
 

@@ -5,7 +5,6 @@ import pytest
 
 from allocation.models import Allocation
 from config import roles
-from exceptions.choices import ExceptionType
 from exceptions.models import ApprovalRequest, DecisionException, ExceptionComment, PromiseChange
 
 pytestmark = pytest.mark.django_db

@@ -70,7 +70,7 @@ def test_accept_a_proposed_substitution(page, live_server, world, planner, recor
     world.stock(world.east, 10, item=world.substitute)
     line = world.line(world.hospital, 10, allow_substitute=True)
     world.allocate(line, world.east, 10, state=AllocationState.PROPOSED, item=world.substitute)
-    exception = world.exception(line, ExceptionType.SUBSTITUTION_PROPOSED)
+    world.exception(line, ExceptionType.SUBSTITUTION_PROPOSED)
     log_in(page, live_server, planner)
     page.goto(f"{live_server.url}/exceptions/queues/substitutions/")
     page.keyboard.press("j")

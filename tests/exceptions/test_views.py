@@ -1,13 +1,11 @@
 """The exceptions screens: full pages and HTMX partials, actions through forms, 409 and 400
 answers, the approvals inbox (four-eyes) and the shortage workbench."""
-import datetime as dt
 from decimal import Decimal
 
 import pytest
 from django.urls import reverse
 
 from allocation.models import Allocation
-from exceptions.choices import ExceptionType
 from exceptions.models import ApprovalRequest, DecisionException, SavedView
 
 pytestmark = pytest.mark.django_db
