@@ -437,11 +437,21 @@ def hold_line(line: OrderLine) -> int:
     return Allocation.objects.filter(line=line, state=AllocationState.RESERVED).update(state=AllocationState.PINNED)
 
 
-def release_line(line: OrderLine) -> int:
-    """Release the line's reserved and pinned allocations to the warehouse; never taken back."""
-    return Allocation.objects.filter(line=line, state__in=[AllocationState.RESERVED, AllocationState.PINNED]).update(
-        state=AllocationState.RELEASED
+def release_line(line: OrderLine, *, wave: str | None = None) -> int:
+    """Release the line's reserved and pinned allocations to the warehouse; never taken back.
+    Writes the outbound ``order.released`` (one per location) in the same transaction."""
+    from integrations import outbox
+
+    releasable = list(
+        Allocation.objects.select_for_update(of=("self",))
+        .filter(line=line, state__in=[AllocationState.RESERVED, AllocationState.PINNED])
+        .values_list("id", "location__code", "quantity")
     )
+    if not releasable:
+        return 0
+    changed = Allocation.objects.filter(id__in=[row[0] for row in releasable]).update(state=AllocationState.RELEASED)
+    outbox.record_release(line_id=line.pk, order=line.order.number, line=line.line, released=releasable, wave=wave)
+    return changed
 
 
 def releasable_quantity(line: OrderLine) -> Decimal:
@@ -472,6 +482,12 @@ def defer_promise(line: OrderLine, new_date: dt.date, *, actor: Any, reason: str
     previous = order.promised_date
     change = PromiseChange.objects.create(
         line=line, exception=exception, previous_promised_date=previous, promised_date=new_date, reason=reason, actor=actor
+    )
+    from integrations import outbox
+
+    outbox.record_promise_change(
+        change_id=change.pk, order=order.number, line=line.line, promised_date=new_date,
+        previous_promised_date=previous, reason=reason,
     )
     if previous is None or new_date > previous:
         order.promised_date = new_date

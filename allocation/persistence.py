@@ -35,6 +35,7 @@ from allocation.models import (
 from exceptions.choices import ACTIVE_STATUSES, ExceptionType
 from exceptions.models import DecisionException
 from exceptions.run_sync import LineStake, SyncCounts, sync_run_exceptions
+from integrations import outbox
 
 FIXED_STATES = frozenset({AllocationState.RELEASED, AllocationState.PINNED})
 RESERVED_STATES = frozenset({AllocationState.RESERVED, *FIXED_STATES})
@@ -49,6 +50,7 @@ class PersistStats:
     allocations_deleted: int
     changed_lines: int
     exceptions: SyncCounts
+    messages: int = 0
 
 
 def _json_default(value: Any) -> Any:
@@ -201,6 +203,34 @@ def _write_decision_logs(
         )
 
 
+def _write_reservation_messages(run: AllocationRun, loaded: LoadedInput, changed: list[et.LineDecision]) -> int:
+    """One outbound ``reservation.changed`` per line whose decision changed (same transaction).
+
+    The message lists what the line now holds (reserved, released, pinned; proposals wait for
+    their approval). Simulations never persist, so they never write messages.
+    """
+    facts = loaded.line_facts
+    return outbox.record_reservation_changes(
+        run_id=run.pk,
+        lines=[
+            {
+                "line_id": decision.line_key,
+                "order": facts[decision.line_key]["order"],
+                "line": facts[decision.line_key]["line"],
+                "allocations": [
+                    outbox.reservation_allocation(
+                        location=a.location, quantity=a.quantity, confirmed_date=a.confirmed_date, supply_ref=a.supply_ref
+                    )
+                    for a in decision.allocations
+                    if a.state in RESERVED_STATES
+                ],
+            }
+            for decision in changed
+            if decision.line_key in facts
+        ],
+    )
+
+
 def _current_fingerprints(loaded: LoadedInput) -> dict[int, str]:
     current = LineDecisionCurrent.objects.all()
     if loaded.is_full:
@@ -272,6 +302,7 @@ def persist_result(
     current = _current_fingerprints(loaded)
     changed = [line for line in result.lines if current.get(line.line_key) != line.fingerprint]
     _write_decision_logs(run, loaded, changed, policy_version_id)
+    messages = _write_reservation_messages(run, loaded, changed)
 
     counts = sync_run_exceptions(
         list(result.exceptions),
@@ -288,5 +319,6 @@ def persist_result(
         allocations_deleted=len(replaceable),
         changed_lines=len(changed),
         exceptions=counts,
+        messages=messages,
     )
 

@@ -48,3 +48,15 @@ class BatchVia(models.TextChoices):
     API = "api"
     WEBHOOK = "webhook"
     FILE = "file"
+
+
+class OutboxType(models.TextChoices):
+    RESERVATION_CHANGED = "reservation.changed", "reservation.changed"
+    PROMISE_CHANGED = "promise.changed", "promise.changed"
+    ORDER_RELEASED = "order.released", "order.released"
+
+
+class OutboxStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    DEAD = "dead", "Dead letter"

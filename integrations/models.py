@@ -15,7 +15,7 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from integrations.choices import BatchVia, EventStatus, EventType, SourceKind
+from integrations.choices import BatchVia, EventStatus, EventType, OutboxStatus, OutboxType, SourceKind
 
 STALE_FEED_MINUTES = 60
 
@@ -140,3 +140,60 @@ class DuplicateDelivery(models.Model):
     @property
     def pretty_body(self) -> str:
         return json.dumps(self.body, indent=2, ensure_ascii=False)
+
+
+class OutboxMessage(models.Model):
+    """An outbound message (events-v1.md, "Outbound messages") written in the same transaction
+    as the decision it reports, then delivered by ``integrations.relay``.
+
+    ``message_id`` is deterministic per decision (``reservation.changed:<run>:<line>``) and never
+    changes across retries, so receivers de-duplicate on it. ``pending`` messages are due when
+    ``next_attempt_at`` has passed; after the last allowed attempt a message becomes ``dead``
+    (a dead letter) until someone replays it.
+    """
+
+    message_id = models.CharField(max_length=200, unique=True)
+    type = models.CharField(max_length=32, choices=OutboxType.choices)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=OutboxStatus.choices, default=OutboxStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(default=timezone.now)
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    replayed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    replayed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            # The relay's pick: pending and due, oldest first.
+            models.Index(fields=["status", "next_attempt_at", "id"], name="outbox_due"),
+        ]
+
+    def __str__(self) -> str:
+        return self.message_id
+
+    @property
+    def envelope(self) -> dict:
+        """What is POSTed: the stable id, the type and the data."""
+        return {"id": self.message_id, "type": self.type, "created_at": self.created_at.isoformat(), "data": self.payload}
+
+    @property
+    def pretty_payload(self) -> str:
+        return json.dumps(self.payload, indent=2, ensure_ascii=False)
+
+
+class OutboxCircuit(models.Model):
+    """The relay's circuit breaker (one row per destination URL): consecutive failures and,
+    once open, until when the relay stops trying."""
+
+    destination = models.CharField(max_length=500, unique=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    open_until = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def is_open(self, now: dt.datetime) -> bool:
+        return self.open_until is not None and now < self.open_until
