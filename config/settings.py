@@ -216,6 +216,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "exceptions.tasks.escalate_overdue_task",
         "schedule": 60.0,
     },
+    "relay-outbox": {
+        "task": "integrations.tasks.relay_outbox_task",
+        "schedule": 10.0,
+    },
 }
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).
@@ -223,6 +227,8 @@ ALLOT_BUSINESS_DATE = env_date("ALLOT_BUSINESS_DATE")
 # Register unknown event sources on first use (embedded default) or require them (production).
 ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", True)
 ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
+# Where outbound messages (the outbox) are POSTed as JSON. Unset = they wait, pending.
+ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
 ALLOT_MAX_BATCH_EVENTS = 5000
 ALLOT_MAX_BATCH_BYTES = 10 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = ALLOT_MAX_BATCH_BYTES + 1024 * 1024
