@@ -1,6 +1,6 @@
 from django import forms
 
-from integrations.choices import EventStatus, EventType
+from integrations.choices import EventStatus, EventType, OutboxStatus, OutboxType
 from integrations.models import Source
 
 
@@ -15,3 +15,11 @@ class EventFilterForm(forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.fields["source"].choices = [("", "any")] + [(c, c) for c in Source.objects.order_by("code").values_list("code", flat=True)]
+
+
+class OutboxFilterForm(forms.Form):
+    """Filters of the Outbox screen (GET): status, type and a message id/order search."""
+
+    status = forms.ChoiceField(required=False, choices=[("", "any")] + list(OutboxStatus.choices))
+    type = forms.ChoiceField(required=False, choices=[("", "any")] + list(OutboxType.choices))
+    q = forms.CharField(required=False, max_length=200, label="Search", widget=forms.TextInput(attrs={"type": "search", "placeholder": "message id or order"}))

@@ -1,9 +1,10 @@
 """Reads shared by the Events screen and the events API."""
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import Count, Q, QuerySet
 
-from integrations.models import Event, Source
+from integrations.choices import OutboxStatus
+from integrations.models import Event, OutboxMessage, Source
 
 ENTITY_PREFIXES = ("order", "customer", "item", "location", "supply", "position", "lane")
 
@@ -38,3 +39,23 @@ def sources_with_freshness() -> list[Source]:
     for source in sources:
         source.stale = source.is_stale()  # type: ignore[attr-defined]
     return sources
+
+
+def outbox_matching(*, status: str = "", type: str = "", search: str = "") -> QuerySet[OutboxMessage]:
+    """Outbound messages, newest first, by status, type and a message id or order number."""
+    found = OutboxMessage.objects.select_related("replayed_by").order_by("-id")
+    if status:
+        found = found.filter(status=status)
+    if type:
+        found = found.filter(type=type)
+    search = search.strip()
+    if search:
+        found = found.filter(Q(message_id=search) | Q(payload__order=search))
+    return found
+
+
+def outbox_counts() -> dict[str, int]:
+    """How many messages are in each status (every status present, zero when none)."""
+    counts = dict.fromkeys(OutboxStatus.values, 0)
+    counts.update(OutboxMessage.objects.order_by().values_list("status").annotate(n=Count("id")).values_list("status", "n"))
+    return counts

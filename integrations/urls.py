@@ -8,4 +8,6 @@ urlpatterns = [
     path("events/", views.event_list, name="event_list"),
     path("events/<int:pk>/", views.event_detail, name="event_detail"),
     path("events/<int:pk>/retry/", views.event_retry, name="event_retry"),
+    path("outbox/", views.outbox_list, name="outbox_list"),
+    path("outbox/<int:pk>/replay/", views.outbox_replay, name="outbox_replay"),
 ]

@@ -1,4 +1,4 @@
-"""The Events screen: stored events with filters, an event's detail, and retry."""
+"""The Events screen: stored events with filters, an event's detail, and retry; the Outbox screen."""
 from __future__ import annotations
 
 from django.contrib import messages
@@ -8,11 +8,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from config import roles
-from integrations import selectors, services
+from integrations import relay, selectors, services
 from integrations.choices import RETRYABLE_STATUSES
 from integrations.errors import EventNotRetryable
-from integrations.forms import EventFilterForm
-from integrations.models import Event
+from integrations.forms import EventFilterForm, OutboxFilterForm
+from integrations.models import Event, OutboxMessage
 
 EVENT_READERS = (roles.INTEGRATION, roles.PLANNER, roles.FINANCE)
 PAGE_SIZE = 50
@@ -80,3 +80,52 @@ def event_retry(request: HttpRequest, pk: int) -> HttpResponse:
     event.refresh_from_db()
     messages.success(request, f"Event {event.source.code}:{event.event_id} was retried; it is now {event.status}.")
     return redirect("integrations:event_detail", pk=event.pk)
+
+
+OUTBOX_PAGE_SIZE = 50
+
+
+@roles.role_required(*EVENT_READERS)
+def outbox_list(request: HttpRequest) -> HttpResponse:
+    """Outbound messages, newest first, filterable by status and type, with payload and last
+    error; dead letters carry a Replay button for the integration role. The HTMX request gets
+    only the #outbox-rows partial."""
+    form = OutboxFilterForm(request.GET or None)
+    valid = form.is_valid() if request.GET else True
+    criteria = form.cleaned_data if request.GET and valid else {}
+    found = selectors.outbox_matching(
+        status=criteria.get("status", ""), type=criteria.get("type", ""), search=criteria.get("q", "")
+    )
+    if not valid:
+        found = found.none()
+    page_obj = Paginator(found, OUTBOX_PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "form": form,
+        "page_obj": page_obj,
+        "query": query.urlencode(),
+        "filtered": any(criteria.values()) if criteria else False,
+        "valid": valid,
+        "counts": selectors.outbox_counts(),
+        "destination": relay.destination(),
+        "can_replay": roles.has_role(request.user, {roles.INTEGRATION}),
+    }
+    template = "integrations/outbox_list.html#outbox-rows" if request.htmx else "integrations/outbox_list.html"
+    return render(request, template, context, status=200 if valid else 400)
+
+
+@require_POST
+@roles.role_required(roles.INTEGRATION)
+def outbox_replay(request: HttpRequest, pk: int) -> HttpResponse:
+    """Put a dead letter back to pending (integration role); 404 for a missing message."""
+    message = OutboxMessage.objects.filter(pk=pk).first()
+    if message is None:
+        raise Http404("No such message.")
+    try:
+        relay.replay(message.message_id, actor=request.user)
+    except relay.MessageNotReplayable as error:
+        messages.error(request, str(error))
+        return redirect("integrations:outbox_list")
+    messages.success(request, f"Message {message.message_id} is pending again; the relay sends it next.")
+    return redirect("integrations:outbox_list")
