@@ -34,6 +34,7 @@ from exceptions.choices import (
     APPROVAL_KIND_OVERRIDE,
     APPROVAL_KIND_RELEASE,
     ACTIVE_STATUSES,
+    ExceptionAction,
     ExceptionStatus,
     ExceptionType,
     OverrideReason,
@@ -698,3 +699,40 @@ def users_who_act() -> list:
         .distinct()
         .order_by("username")
     )
+
+
+def perform(action: str, exception_id: int, data: Mapping[str, Any], *, actor: Any) -> ActionResult:
+    """Run one named action with already-validated input (``version`` is the expected version).
+
+    The one dispatcher behind the HTML action forms and the API action endpoints; ``data``
+    carries the fields each action takes (``parts`` for split as a list of dicts).
+    """
+    common = {"actor": actor, "expected_version": data["version"]}
+    if action == ExceptionAction.CLAIM:
+        return claim(exception_id, **common)
+    if action == ExceptionAction.RELEASE:
+        return release(exception_id, **common)
+    if action == ExceptionAction.ASSIGN:
+        return assign(exception_id, assignee=data["assignee"], **common)
+    if action == ExceptionAction.ACCEPT:
+        return accept(exception_id, **common)
+    if action == ExceptionAction.OVERRIDE:
+        return override(
+            exception_id, location=data["location"], quantity=data["quantity"], supply=data.get("supply") or "",
+            item=data.get("item") or "", reason_code=data["reason_code"], note=data["note"], **common,
+        )
+    if action == ExceptionAction.SPLIT:
+        return split(exception_id, parts=data["parts"], reason_code=data["reason_code"], note=data["note"], **common)
+    if action == ExceptionAction.DEFER:
+        return defer_promise(exception_id, promised_date=data["promised_date"], reason=data["reason"], **common)
+    if action == ExceptionAction.HOLD:
+        return hold(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.RELEASE_TO_WAREHOUSE:
+        return release_to_warehouse(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.ESCALATE:
+        return escalate(exception_id, note=data["note"], **common)
+    if action == ExceptionAction.DISMISS:
+        return dismiss(exception_id, reason=data["reason"], **common)
+    if action == ExceptionAction.COMMENT:
+        return comment(exception_id, body=data["body"], **common)
+    raise InvalidAction(f"Unknown action {action!r}.", field="action")

@@ -270,35 +270,6 @@ FORMS = {
 }
 
 
-def _perform(action: str, exception_id: int, data: dict[str, Any], form, actor) -> services.ActionResult:
-    common = {"actor": actor, "expected_version": data["version"]}
-    if action == ExceptionAction.CLAIM:
-        return services.claim(exception_id, **common)
-    if action == ExceptionAction.RELEASE:
-        return services.release(exception_id, **common)
-    if action == ExceptionAction.ASSIGN:
-        return services.assign(exception_id, assignee=data["assignee"], **common)
-    if action == ExceptionAction.ACCEPT:
-        return services.accept(exception_id, **common)
-    if action == ExceptionAction.OVERRIDE:
-        return services.override(
-            exception_id, location=data["location"], supply=data.get("supply", ""), item=data.get("item", ""),
-            quantity=data["quantity"], reason_code=data["reason_code"], note=data["note"], **common,
-        )
-    if action == ExceptionAction.SPLIT:
-        return services.split(exception_id, parts=form.parts(), reason_code=data["reason_code"], note=data["note"], **common)
-    if action == ExceptionAction.DEFER:
-        return services.defer_promise(exception_id, promised_date=data["promised_date"], reason=data["reason"], **common)
-    if action == ExceptionAction.HOLD:
-        return services.hold(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.RELEASE_TO_WAREHOUSE:
-        return services.release_to_warehouse(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.ESCALATE:
-        return services.escalate(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.DISMISS:
-        return services.dismiss(exception_id, reason=data["reason"], **common)
-    return services.comment(exception_id, body=data["body"], **common)
-
 
 def _run_message(result: services.ActionResult) -> str:
     run = result.run
@@ -323,7 +294,8 @@ def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
         context = _detail_context(request, exception, errors=errors, action=action, form_data=request.POST)
         return render(request, "exceptions/exception_detail.html", context, status=400)
     try:
-        result = _perform(action, exception.pk, form.cleaned_data, form, request.user)
+        data = dict(form.cleaned_data, parts=form.parts()) if action == ExceptionAction.SPLIT else form.cleaned_data
+        result = services.perform(action, exception.pk, data, actor=request.user)
     except StaleAction as stale:
         exception = selectors.get_exception_for(request.user, pk)
         context = _detail_context(request, exception, stale=stale, action=action)

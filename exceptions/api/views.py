@@ -102,36 +102,6 @@ class ExceptionDetail(APIView):
         return Response(s.ExceptionDetailSerializer(exception).data)
 
 
-def _run_action(action: str, exception_id: int, data: dict, actor: Any) -> services.ActionResult:
-    version = data["version"]
-    common = {"actor": actor, "expected_version": version}
-    if action == ExceptionAction.CLAIM:
-        return services.claim(exception_id, **common)
-    if action == ExceptionAction.RELEASE:
-        return services.release(exception_id, **common)
-    if action == ExceptionAction.ASSIGN:
-        return services.assign(exception_id, assignee=data["assignee"], **common)
-    if action == ExceptionAction.ACCEPT:
-        return services.accept(exception_id, **common)
-    if action == ExceptionAction.OVERRIDE:
-        return services.override(
-            exception_id, location=data["location"], quantity=data["quantity"], supply=data["supply"], item=data["item"],
-            reason_code=data["reason_code"], note=data["note"], **common,
-        )
-    if action == ExceptionAction.SPLIT:
-        return services.split(exception_id, parts=data["parts"], reason_code=data["reason_code"], note=data["note"], **common)
-    if action == ExceptionAction.DEFER:
-        return services.defer_promise(exception_id, promised_date=data["promised_date"], reason=data["reason"], **common)
-    if action == ExceptionAction.HOLD:
-        return services.hold(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.RELEASE_TO_WAREHOUSE:
-        return services.release_to_warehouse(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.ESCALATE:
-        return services.escalate(exception_id, note=data["note"], **common)
-    if action == ExceptionAction.DISMISS:
-        return services.dismiss(exception_id, reason=data["reason"], **common)
-    return services.comment(exception_id, body=data["body"], **common)
-
 
 INPUTS = {
     ExceptionAction.CLAIM: s.VersionInput,
@@ -161,7 +131,7 @@ class ExceptionActionView(APIView):
         serializer = INPUTS[action](data=request.data)
         serializer.is_valid(raise_exception=True)
         try:
-            result = _run_action(action, exception.pk, serializer.validated_data, request.user)
+            result = services.perform(action, exception.pk, serializer.validated_data, actor=request.user)
         except ActionError as error:
             return action_error_response(error)
         code = status.HTTP_202_ACCEPTED if result.approval is not None else status.HTTP_200_OK
