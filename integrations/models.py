@@ -15,7 +15,14 @@ from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from integrations.choices import BatchVia, EventStatus, EventType, OutboxStatus, OutboxType, SourceKind
+from integrations.choices import (
+    BatchVia,
+    EventStatus,
+    EventType,
+    OutboxStatus,
+    OutboxType,
+    SourceKind,
+)
 
 STALE_FEED_MINUTES = 60
 

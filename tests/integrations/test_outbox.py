@@ -10,18 +10,16 @@ from django.utils import timezone
 
 from allocation.models import Allocation, LineDecisionCurrent
 from allocation.services import run_full, run_incremental
-from config import roles
 from exceptions import services as exception_services
 from exceptions.models import DecisionException, PromiseChange
 from integrations import relay
 from integrations.models import OutboxCircuit, OutboxMessage
-from tests.runs.conftest import (  # noqa: F401 (fixtures used by name)
-    _fast_password_hashing,
-    allocation_snapshot,
-    ingest_events,
-    valves_policy,
-    valves_stage1,
-)
+from tests.runs import conftest as runs
+
+valves_policy = runs.valves_policy  # the valves scenario fixtures of the run tests
+ingest_events = runs.ingest_events
+valves_stage1 = runs.valves_stage1
+_fast_password_hashing = runs._fast_password_hashing
 
 pytestmark = pytest.mark.django_db
 
@@ -83,10 +81,10 @@ def destination(settings):
 def test_a_full_run_writes_one_reservation_changed_per_changed_line(valves_stage1):
     run = valves_stage1
     rows = list(OutboxMessage.objects.order_by("message_id").values_list("message_id", "type", "status", "attempts"))
-    line_ids = dict(
-        ((order, number), pk)
+    line_ids = {
+        (order, number): pk
         for pk, order, number in Allocation.objects.values_list("line_id", "line__order__number", "line__line")
-    )
+    }
     assert rows == sorted(
         (f"reservation.changed:{run.pk}:{line_ids[key]}", "reservation.changed", "pending", 0) for key in STAGE_1_RESERVATIONS
     )
