@@ -5,18 +5,7 @@ import pytest
 
 from policies.schema import validate_document
 
-VALID = {
-    "name": "default",
-    "effective_from": "2026-06-01T00:00:00Z",
-    "rules": [
-        {"scope": {}, "settings": {"strategy": "redistribute", "priority_class": 5}},
-        {"scope": {"customer_segment": "healthcare"}, "settings": {"strategy": "win", "priority_class": 1}},
-        {"scope": {"channel": "ecommerce"}, "settings": {"strategy": "fill"}},
-        {"scope": {"channel": "ecommerce", "region": "west"}, "settings": {"max_split_locations": 1}},
-    ],
-    "protections": [{"sku": "VALVE-10", "location": "DC-EAST", "quantity": 40, "for": {"customer_segment": "healthcare"}}],
-    "quotas": [{"item_class": "valves", "for": {"channel": "ecommerce"}, "period": "week", "quantity": 500}],
-}
+from tests.policies.conftest import SPEC_DOCUMENT as VALID
 
 
 def with_change(change):
