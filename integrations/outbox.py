@@ -12,13 +12,15 @@ is deterministic, so writing the same decision twice cannot produce a second mes
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.db import connection
 from django.utils import timezone
 
-from integrations.choices import OutboxType
+from integrations.choices import OutboxStatus, OutboxType
 from integrations.models import OutboxMessage
 
 BATCH_SIZE = 1000
@@ -51,16 +53,35 @@ def record_reservation_changes(*, run_id: int, lines: Iterable[Mapping[str, Any]
     """
     now = timezone.now()
     rows = [
-        OutboxMessage(
-            message_id=reservation_message_id(run_id, entry["line_id"]),
-            type=OutboxType.RESERVATION_CHANGED,
-            payload={"order": entry["order"], "line": entry["line"], "allocations": list(entry["allocations"]), "run": run_id},
-            next_attempt_at=now,
-            created_at=now,
+        (
+            reservation_message_id(run_id, entry["line_id"]),
+            {"order": entry["order"], "line": entry["line"], "allocations": list(entry["allocations"]), "run": run_id},
         )
         for entry in lines
     ]
-    OutboxMessage.objects.bulk_create(rows, batch_size=BATCH_SIZE)
+    if not rows:
+        return 0
+    if connection.vendor == "postgresql":
+        # A full run may change most lines: COPY, like the allocations written beside these.
+        columns = "message_id, type, payload, status, attempts, next_attempt_at, last_error, created_at"
+        with connection.cursor() as cursor, cursor.cursor.copy(
+            f"COPY {OutboxMessage._meta.db_table} ({columns}) FROM STDIN"
+        ) as copy:
+            for message_id, payload in rows:
+                copy.write_row((
+                    message_id, OutboxType.RESERVATION_CHANGED.value, json.dumps(payload, separators=(",", ":")),
+                    OutboxStatus.PENDING.value, 0, now, "", now,
+                ))
+        return len(rows)
+    OutboxMessage.objects.bulk_create(
+        [
+            OutboxMessage(
+                message_id=message_id, type=OutboxType.RESERVATION_CHANGED, payload=payload, next_attempt_at=now, created_at=now
+            )
+            for message_id, payload in rows
+        ],
+        batch_size=BATCH_SIZE,
+    )
     return len(rows)
 
 
