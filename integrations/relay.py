@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ MAX_DELAY = dt.timedelta(hours=1)
 BREAKER_THRESHOLD = 5
 BREAKER_COOLDOWN = dt.timedelta(minutes=2)
 ERROR_LIMIT = 2000
+DRAIN_BUDGET = dt.timedelta(seconds=8)  # below the 10 s beat interval
 
 Sender = Callable[[str, dict[str, Any]], None]
 
@@ -141,6 +143,20 @@ def relay_pending(*, now: dt.datetime | None = None, send: Sender | None = None,
         circuit.updated_at = now
         circuit.save(update_fields=["consecutive_failures", "open_until", "updated_at"])
     return RelaySummary(sent=sent, failed=failed, dead=dead)
+
+
+def relay_until_drained(
+    *, send: Sender | None = None, batch: int = 100, budget: dt.timedelta = DRAIN_BUDGET
+) -> RelaySummary:
+    """Relay pass after pass (each its own transaction) while whole batches go out, for at most
+    ``budget``: a burst (a full run changes many lines) drains between two beat ticks."""
+    deadline = time.monotonic() + budget.total_seconds()
+    sent = failed = dead = 0
+    while True:
+        summary = relay_pending(send=send, batch=batch)
+        sent, failed, dead = sent + summary.sent, failed + summary.failed, dead + summary.dead
+        if summary.skipped or summary.sent < batch or time.monotonic() >= deadline:
+            return RelaySummary(sent=sent, failed=failed, dead=dead, skipped=summary.skipped)
 
 
 def replay(message_id: str, *, actor: Any) -> OutboxMessage:

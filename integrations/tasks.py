@@ -20,5 +20,5 @@ def relay_outbox_task() -> dict[str, Any]:
     """Deliver due outbound messages (celery beat, every 10 seconds)."""
     from integrations import relay
 
-    summary = relay.relay_pending()
+    summary = relay.relay_until_drained()
     return {"sent": summary.sent, "failed": summary.failed, "dead": summary.dead, "skipped": summary.skipped}

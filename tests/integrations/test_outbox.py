@@ -266,11 +266,66 @@ def test_circuit_opens_after_consecutive_failures_and_closes_on_success(destinat
 def test_the_beat_task_relays(destination, monkeypatch):
     from integrations.tasks import relay_outbox_task
 
-    message()
+    message(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
     send = Recorder()
     monkeypatch.setattr(relay, "http_send", send)
     assert relay_outbox_task() == {"sent": 1, "failed": 0, "dead": 0, "skipped": ""}
     assert [envelope["id"] for _url, envelope in send.calls] == ["reservation.changed:1:1"]
+
+
+def test_the_task_drains_a_burst_in_whole_batches(destination, monkeypatch):
+    from integrations.tasks import relay_outbox_task
+
+    for index in range(250):
+        message(f"reservation.changed:1:{index}", next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    send = Recorder()
+    monkeypatch.setattr(relay, "http_send", send)
+    assert relay_outbox_task() == {"sent": 250, "failed": 0, "dead": 0, "skipped": ""}
+    assert len({envelope["id"] for _url, envelope in send.calls}) == 250
+    assert OutboxMessage.objects.filter(status="sent").count() == 250
+
+
+@pytest.fixture
+def receiver():
+    """A real HTTP endpoint on localhost: records each POST body, answers with ``status``."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    state = {"bodies": [], "status": 202}
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            length = int(self.headers["Content-Length"])
+            state["bodies"].append((self.headers["Content-Type"], json.loads(self.rfile.read(length))))
+            self.send_response(state["status"])
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state["url"] = f"http://127.0.0.1:{server.server_address[1]}/messages"
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def test_relay_posts_to_a_real_endpoint_and_counts_a_500_as_a_failure(settings, receiver):
+    settings.ALLOT_OUTBOX_URL = receiver["url"]
+    sent = message(next_attempt_at=timezone.now() - dt.timedelta(seconds=1))
+    receiver["status"] = 500
+    assert relay.relay_pending() == relay.RelaySummary(failed=1)
+    sent.refresh_from_db()
+    assert (sent.status, sent.attempts, sent.last_error) == ("pending", 1, "HTTPError: HTTP Error 500: Internal Server Error")
+    receiver["status"] = 202
+    assert relay.relay_pending(now=sent.next_attempt_at) == relay.RelaySummary(sent=1)
+    assert [(kind, body["id"], body["data"]["order"]) for kind, body in receiver["bodies"]] == [
+        ("application/json", "reservation.changed:1:1", "SO-1"),
+        ("application/json", "reservation.changed:1:1", "SO-1"),
+    ]
 
 
 def test_http_send_posts_json_with_a_timeout(monkeypatch):
