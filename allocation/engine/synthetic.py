@@ -75,7 +75,8 @@ def synthetic_input(
         items.append(Item(sku, classes[index % len(classes)], substitutes))
     policies = {
         (strategy, priority): _settings(strategy, priority, rng)
-        for strategy in set(_STRATEGY_MIX) for priority in (1, 3, 5)
+        # dict.fromkeys, not set: set order of str varies per process (PYTHONHASHSEED).
+        for strategy in dict.fromkeys(_STRATEGY_MIX) for priority in (1, 3, 5)
     }
     customers = []
     for index in range(max(10, n_lines // 20)):

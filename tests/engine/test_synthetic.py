@@ -1,7 +1,11 @@
 """The synthetic workload the benchmark reuses: reproducible, and a valid engine input."""
 
+import os
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from decimal import Decimal
+from pathlib import Path
 
 from allocation.engine import allocate
 from allocation.engine.synthetic import synthetic_input
@@ -10,6 +14,23 @@ from allocation.engine.synthetic import synthetic_input
 def test_same_seed_same_input_other_seed_other_input():
     assert synthetic_input(400, seed=3) == synthetic_input(400, seed=3)
     assert synthetic_input(400, seed=3) != synthetic_input(400, seed=4)
+
+
+def test_same_seed_same_input_in_every_process():
+    """Str hashing differs per process; the workload must not depend on it."""
+    script = (
+        "import hashlib; from allocation.engine.synthetic import synthetic_input; "
+        "print(hashlib.sha256(repr(synthetic_input(300, seed=3)).encode()).hexdigest())"
+    )
+    digests = set()
+    for hash_seed in ("1", "2", "3"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        completed = subprocess.run(
+            [sys.executable, "-c", script], env=env, cwd=Path(__file__).resolve().parents[2],
+            capture_output=True, text=True, check=True,
+        )
+        digests.add(completed.stdout.strip())
+    assert len(digests) == 1
 
 
 def test_synthetic_input_exercises_every_strategy_and_allocates_within_supply():
