@@ -87,3 +87,8 @@ def apply_with_hooks(django_capture_on_commit_callbacks):
 def _fast_password_hashing(settings):
     """Persona users are created per test; a cheap hasher keeps the role matrices quick."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _tasks_in_process(in_process_tasks):
+    """These tests check what ingestion does after commit in-process; the worker path is tested in tests/runs."""
