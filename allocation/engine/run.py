@@ -939,11 +939,15 @@ def _line_exceptions(state: _LineState, decision: LineDecision) -> list[RaisedEx
     first_location = decision.allocations[0].location if decision.allocations else line.ship_from
     where = f"{line.order}/{line.line} {line.item}"
     raised: list[RaisedException] = []
+    key_suffix = f":{line.order}/{line.line}"
+    line_key, order, item = line.key, line.order, line.item
 
     def add(kind: str, message: str, **extra) -> None:
+        details = base.copy()
+        if extra:
+            details.update(extra)
         raised.append(RaisedException(
-            type=kind, key=f"{kind}:{line.order}/{line.line}", line_key=line.key, order=line.order,
-            item=line.item, location=first_location, message=message, details={**base, **extra},
+            kind, kind + key_suffix, line_key, order, item, first_location, message, details,
         ))
 
     if below_floor is not None:

@@ -13,7 +13,6 @@ from functools import lru_cache
 from allocation.engine.types import DEFAULT_WEIGHTS, STRATEGY_ORDER, Factor, Line
 
 FACTOR_NAMES: tuple[str, ...] = tuple(DEFAULT_WEIGHTS)
-FACTOR_POSITIONS: tuple[int, ...] = tuple(range(len(FACTOR_NAMES)))
 STRATEGY_INDEX: dict[str, int] = {name: position for position, name in enumerate(STRATEGY_ORDER)}
 _LOG_VALUE_CAP = math.log10(1 + 100000)
 
@@ -98,19 +97,23 @@ def score_parts(line: Line, as_of: date) -> tuple[float, tuple[float, ...], tupl
 class FactorCache:
     """Shares equal ``Factor`` values between lines: most factors take few distinct values."""
 
-    __slots__ = ("cache",)
+    __slots__ = ("tables",)
 
     def __init__(self) -> None:
-        self.cache: dict[tuple[int, float, float], Factor] = {}
+        # weights -> one table per factor position: value -> Factor (a float key, no tuple to build).
+        self.tables: dict[tuple[float, ...], tuple[dict[float, Factor], ...]] = {}
 
     def factors(self, values: tuple[float, ...], weights: tuple[float, ...]) -> tuple[Factor, ...]:
-        cache = self.cache
+        tables = self.tables.get(weights)
+        if tables is None:
+            tables = self.tables[weights] = tuple({} for _ in FACTOR_NAMES)
         out = []
-        for key in zip(FACTOR_POSITIONS, values, weights):
-            factor = cache.get(key)
+        for table, value in zip(tables, values):
+            factor = table.get(value)
             if factor is None:
-                index, value, weight = key
-                factor = cache[key] = Factor(FACTOR_NAMES[index], value, weight, weight * value)
+                index = len(out)
+                weight = weights[index]
+                factor = table[value] = Factor(FACTOR_NAMES[index], value, weight, weight * value)
             out.append(factor)
         return tuple(out)
 
