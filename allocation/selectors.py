@@ -13,6 +13,7 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    IntegerField,
     OuterRef,
     Prefetch,
     Q,
@@ -80,22 +81,32 @@ def region_choices() -> list[tuple[str, str]]:
     return distinct_values(Location, "region")
 
 
+def _count_of(queryset: QuerySet, group_by: str) -> Coalesce:
+    """A correlated subquery counting the rows of ``queryset`` (0 when there are none)."""
+    total = queryset.order_by().values(group_by).annotate(total=Count("pk")).values("total")
+    return Coalesce(Subquery(total, output_field=IntegerField()), Value(0))
+
+
 def order_rows() -> QuerySet[Order]:
     """Orders with their customer and line figures: counts, ordered, open and allocated quantity.
 
     ``has_shortage`` is true when the open quantity of the open lines is not fully allocated.
+    The figures are correlated subqueries (not a join grouped by order), so they are computed
+    for the rows of one page only and the ordering can walk the ``(requested_date, number)``
+    index without aggregating the whole book first.
     """
-    active_lines = ~Q(lines__status=LineStatus.CANCELLED)
-    open_lines = Q(lines__status=LineStatus.OPEN)
+    lines = OrderLine.objects.filter(order=OuterRef("pk"))
+    active_lines = lines.exclude(status=LineStatus.CANCELLED)
+    open_lines = lines.filter(status=LineStatus.OPEN)
     allocated = _sum_of(
         Allocation.objects.filter(line__order=OuterRef("pk"), line__status=LineStatus.OPEN), "quantity", "line__order"
     )
     return (
         Order.objects.select_related("customer")
         .annotate(
-            line_count=Count("lines", filter=active_lines),
-            ordered_quantity=Coalesce(Sum("lines__quantity", filter=active_lines), ZERO),
-            open_quantity=Coalesce(Sum(_open_line_quantity("lines__"), filter=open_lines), ZERO),
+            line_count=_count_of(active_lines, "order"),
+            ordered_quantity=_sum_of(active_lines, "quantity", "order"),
+            open_quantity=_sum_of(open_lines, _open_line_quantity(), "order"),
             allocated_quantity=allocated,
         )
         .order_by("requested_date", "number")

@@ -6,7 +6,6 @@ the filter form is a plain GET form and every link a full page.
 """
 from __future__ import annotations
 
-from django.core.paginator import Paginator
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -15,7 +14,7 @@ from django_filters import FilterSet
 
 from allocation import selectors
 from allocation.forms import InventoryFilter, OrderFilter, SupplyFilter
-from config import roles
+from config import pagination, roles
 
 PAGE_SIZE = 50
 
@@ -27,10 +26,10 @@ def _filtered_list(
     filterset = filterset_class(request.GET, queryset=queryset, request=request)
     valid = filterset.is_valid()
     rows = filterset.qs if valid else queryset.none()
-    page_obj = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
-    context = {"filter": filterset, "page_obj": page_obj, "query": query.urlencode(), "filtered": bool(query)}
+    # Keyset pages (?cursor=): page 500 costs what page 1 costs, and no COUNT of every row.
+    page_obj = pagination.screen_page(request, rows, PAGE_SIZE)
+    query = pagination.screen_query(request)
+    context = {"filter": filterset, "page_obj": page_obj, "query": query, "filtered": bool(query)}
     partial = request.htmx and not request.htmx.history_restore_request
     response = render(request, f"{template}#results" if partial else template, context, status=200 if valid else 400)
     patch_vary_headers(response, ("HX-Request",))

@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from config import roles
+from config import pagination, roles
 from integrations import relay, selectors, services
 from integrations.choices import RETRYABLE_STATUSES
 from integrations.errors import EventNotRetryable
@@ -32,13 +31,11 @@ def event_list(request: HttpRequest) -> HttpResponse:
     )
     if not valid:
         events = events.none()
-    page_obj = Paginator(events, PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page_obj = pagination.screen_page(request, events, PAGE_SIZE)  # keyset pages: ?cursor=
     context = {
         "form": form,
         "page_obj": page_obj,
-        "query": query.urlencode(),
+        "query": pagination.screen_query(request),
         "filtered": any(criteria.values()) if criteria else False,
         "valid": valid,
         "sources": selectors.sources_with_freshness(),
@@ -98,13 +95,11 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
     )
     if not valid:
         found = found.none()
-    page_obj = Paginator(found, OUTBOX_PAGE_SIZE).get_page(request.GET.get("page"))
-    query = request.GET.copy()
-    query.pop("page", None)
+    page_obj = pagination.screen_page(request, found, OUTBOX_PAGE_SIZE)  # keyset pages: ?cursor=
     context = {
         "form": form,
         "page_obj": page_obj,
-        "query": query.urlencode(),
+        "query": pagination.screen_query(request),
         "filtered": any(criteria.values()) if criteria else False,
         "valid": valid,
         "counts": selectors.outbox_counts(),

@@ -28,7 +28,11 @@ class Order(models.Model):
 
     class Meta:
         ordering = ["-created_at", "number"]
-        indexes = [models.Index(fields=["status", "requested_date"], name="order_status_requested")]
+        indexes = [
+            # The order lists' keyset: (requested_date, number), also under a status filter.
+            models.Index(fields=["requested_date", "number"], name="order_requested_number"),
+            models.Index(fields=["status", "requested_date", "number"], name="order_status_requested_no"),
+        ]
 
     def __str__(self) -> str:
         return self.number

@@ -53,7 +53,10 @@ class Supply(models.Model):
 
     class Meta:
         ordering = ["eta", "ref"]
-        indexes = [models.Index(fields=["item", "status", "eta"], name="supply_item_status_eta")]
+        indexes = [
+            models.Index(fields=["item", "status", "eta"], name="supply_item_status_eta"),
+            models.Index(fields=["eta", "ref"], name="supply_eta_ref"),  # the supply lists' keyset
+        ]
         constraints = [
             models.CheckConstraint(condition=models.Q(quantity__gte=0, received_quantity__gte=0), name="supply_quantities_non_negative"),
             models.CheckConstraint(condition=models.Q(confidence__gte=0, confidence__lte=1), name="supply_confidence_0_1"),

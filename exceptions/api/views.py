@@ -6,12 +6,12 @@ from typing import Any
 
 from django.utils import timezone
 from rest_framework import status
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import roles
+from config.pagination import KeysetPagination
 from config.roles import RolePermission
 from exceptions import approvals, selectors, services
 from exceptions.api import serializers as s
@@ -88,7 +88,7 @@ class ExceptionList(APIView):
         qs = selectors.filter_exceptions(
             selectors.visible_to(request.user), filters, user=request.user, now=timezone.now()
         ).select_related("order", "item")
-        paginator = PageNumberPagination()
+        paginator = KeysetPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(s.ExceptionSerializer(page, many=True).data)
 
@@ -104,7 +104,7 @@ class ExceptionDetail(APIView):
 
 
 INPUTS = {
-    ExceptionAction.CLAIM: s.VersionInput,
+    ExceptionAction.CLAIM: s.ClaimInput,
     ExceptionAction.RELEASE: s.VersionInput,
     ExceptionAction.ASSIGN: s.AssignInput,
     ExceptionAction.ACCEPT: s.VersionInput,
@@ -180,7 +180,7 @@ class ApprovalList(APIView):
             if wanted not in {"pending", "approved", "rejected", "cancelled"}:
                 return Response({"status": [f"unknown value {wanted!r}"]}, status=status.HTTP_400_BAD_REQUEST)
             qs = qs.filter(status=wanted)
-        paginator = PageNumberPagination()
+        paginator = KeysetPagination()
         page = paginator.paginate_queryset(qs.order_by("-created_at", "-pk"), request, view=self)
         return paginator.get_paginated_response(s.ApprovalSerializer(page, many=True).data)
 

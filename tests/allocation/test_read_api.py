@@ -147,7 +147,7 @@ def test_bad_filter_is_400_naming_the_field(api, distributor):
 def test_list_is_paginated(api, distributor):
     body = api.get("/api/v1/orders").json()
 
-    assert (body["count"], body["next"], body["previous"]) == (3, None, None)
+    assert (set(body), body["next"], body["previous"]) == ({"next", "previous", "results"}, None, None)
     assert [row["number"] for row in body["results"]] == ["SO-1", "SO-2", "SO-3"]
 
 

@@ -101,8 +101,8 @@ def test_readers_list_and_detail_others_denied(scene, personas, api_client_for):
 def test_list_filters_validate_and_missing_is_404(scene, planner, api_client_for):
     client = api_client_for(planner)
     assert client.get("/api/v1/exceptions?band=enormous").json() == {"band": ["unknown value 'enormous'"]}
-    assert client.get("/api/v1/exceptions?type=priority_shortage&assignee=none&band=low").json()["count"] == 1
-    assert client.get("/api/v1/exceptions?status=resolved").json()["count"] == 0
+    assert len(client.get("/api/v1/exceptions?type=priority_shortage&assignee=none&band=low").json()["results"]) == 1
+    assert len(client.get("/api/v1/exceptions?status=resolved").json()["results"]) == 0
     assert client.get("/api/v1/exceptions/999999").status_code == 404
     assert client.post("/api/v1/exceptions/999999/claim", {"version": 1}, format="json").status_code == 404
 
@@ -164,8 +164,8 @@ def test_approvals_over_http_four_eyes(world, planner, approver, finance, api_cl
     # The requester is a planner (not an approver): denied by role; finance reads only.
     assert api_client_for(planner).post(f"/api/v1/approvals/{approval_id}/approve", {}, format="json").status_code == 403
     assert api_client_for(finance).post(f"/api/v1/approvals/{approval_id}/approve", {}, format="json").status_code == 403
-    assert api_client_for(finance).get("/api/v1/approvals?status=pending").json()["count"] == 1
-    assert api_client_for(planner).get("/api/v1/approvals").json()["count"] == 1
+    assert len(api_client_for(finance).get("/api/v1/approvals?status=pending").json()["results"]) == 1
+    assert len(api_client_for(planner).get("/api/v1/approvals").json()["results"]) == 1
     reject_without_reason = api_client_for(approver).post(f"/api/v1/approvals/{approval_id}/reject", {}, format="json")
     assert (reject_without_reason.status_code, reject_without_reason.json()["reason"]) == (400, ["A reason is required to reject."])
     approved = api_client_for(approver).post(f"/api/v1/approvals/{approval_id}/approve", {"reason": "ok"}, format="json")

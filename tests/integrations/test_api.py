@@ -112,7 +112,7 @@ def test_list_events_filters_by_source_status_and_type(integration, api_client_f
     wms = client.get(EVENTS_URL, {"source": "wms", "type": "location.upserted"}).json()
     invalid = client.get(EVENTS_URL, {"status": "sleeping"})
 
-    assert everything["count"] == 3
+    assert len(everything["results"]) == 3
     assert [e["id"] for e in everything["results"]] == ["e-3", "w-1", "e-1"]
     assert [(e["id"], e["status"], e["parked_references"], e["entity"]) for e in parked["results"]] == [("e-3", "parked", ["supply:PO-404"], "supply:PO-404")]
     assert [e["id"] for e in wms["results"]] == ["w-1"]
