@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -182,8 +183,11 @@ def _explain_url(why: selectors.LineWhy) -> str | None:
         base = reverse("policies:explain")
     except NoReverseMatch:  # the policies screens are not installed
         return None
-    version = f"&version={why.log.policy_version_id}" if why.log is not None and why.log.policy_version_id else ""
-    return f"{base}?order={why.line.order.number}&line={why.line.line}{version}"
+    query: dict[str, object] = {"order": why.line.order.number, "line": why.line.line}
+    if why.log is not None and why.log.policy_version_id:
+        query["version"] = why.log.policy_version_id
+    # Encoded: an order number may hold "&", "#", "?", "%" or spaces.
+    return f"{base}?{urlencode(query)}"
 
 
 @require_GET

@@ -1,12 +1,13 @@
 from django.urls import path
 
 from allocation import views
+from config import converters  # noqa: F401  (registers the <code:...> converter)
 
 app_name = "allocation"
 
 urlpatterns: list = [
     path("orders/", views.order_list, name="order_list"),
-    path("orders/<str:number>/", views.order_detail, name="order_detail"),
+    path("orders/<code:number>/", views.order_detail, name="order_detail"),
     path("inventory/", views.inventory_list, name="inventory_list"),
     path("supply/", views.supply_list, name="supply_list"),
 ]
@@ -18,8 +19,8 @@ urlpatterns += [
     path("runs/", run_views.run_list, name="run_list"),
     path("runs/start/", run_views.run_start, name="run_start"),
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
-    path("orders/<str:number>/lines/<int:line>/why/", run_views.line_why, name="line_why"),
-    path("items/<str:sku>/shortage/", run_views.shortage_board, name="shortage_board"),
+    path("orders/<code:number>/lines/<int:line>/why/", run_views.line_why, name="line_why"),
+    path("items/<code:sku>/shortage/", run_views.shortage_board, name="shortage_board"),
     path("policies/versions/<int:pk>/simulate/", run_views.simulate_start, name="simulate_start"),
     path("simulations/<int:pk>/", run_views.simulation_status, name="simulation_status"),
 ]

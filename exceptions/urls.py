@@ -1,5 +1,6 @@
 from django.urls import path, re_path
 
+from config import converters  # noqa: F401  (registers the <code:...> converter)
 from exceptions import views
 from exceptions.choices import ExceptionAction
 
@@ -18,5 +19,5 @@ urlpatterns: list = [
     re_path(rf"^(?P<pk>[0-9]+)/(?P<action>{ACTIONS})/$", views.exception_action, name="exception_action"),
     path("approvals/", views.approval_inbox, name="approval_inbox"),
     path("approvals/<int:pk>/decide/", views.approval_decide, name="approval_decide"),
-    path("workbench/<str:sku>/", views.shortage_workbench, name="shortage_workbench"),
+    path("workbench/<code:sku>/", views.shortage_workbench, name="shortage_workbench"),
 ]

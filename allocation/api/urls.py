@@ -2,9 +2,11 @@ from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from allocation.api import views
+from config import converters  # noqa: F401  (registers the <code:...> converter)
 
-# Read endpoints: items, locations, customers, orders, inventory, supply (by business code).
-router = SimpleRouter(trailing_slash=False)
+# Read endpoints: items, locations, customers, orders, inventory, supply (by business code, through
+# the <code:...> converter each viewset names in lookup_value_converter).
+router = SimpleRouter(trailing_slash=False, use_regex_path=False)
 router.register("items", views.ItemViewSet, basename="api-item")
 router.register("locations", views.LocationViewSet, basename="api-location")
 router.register("customers", views.CustomerViewSet, basename="api-customer")
@@ -19,7 +21,7 @@ from allocation.api import runs as _runs  # noqa: E402
 
 urlpatterns += [
     path("allocations", _runs.AllocationList.as_view(), name="api_allocations"),
-    path("lines/<str:order>/<int:line>/decision", _runs.LineDecision.as_view(), name="api_line_decision"),
+    path("lines/<code:order>/<int:line>/decision", _runs.LineDecision.as_view(), name="api_line_decision"),
     path("runs", _runs.RunList.as_view(), name="api_runs"),
     path("runs/<int:run_id>", _runs.RunDetail.as_view(), name="api_run_detail"),
 ]

@@ -20,16 +20,14 @@ from allocation.forms import (
 )
 from config.roles import READERS, RolePermission
 
-# Business codes may hold dots (the router default forbids them); never a slash.
-CODE = r"[^/]+"
-
 
 class ReadOnly(viewsets.ReadOnlyModelViewSet):
     """A list and a detail by business code, for reader roles."""
 
     permission_classes = [RolePermission]
     required_roles = {"GET": READERS}
-    lookup_value_regex = CODE
+    # Any code the spec allows, "/" and dots included (config/converters.py).
+    lookup_value_converter = "code"
 
 
 class ItemViewSet(ReadOnly):
