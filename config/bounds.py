@@ -6,6 +6,9 @@ read or shifted by a time zone), text holds no NUL and no unpaired surrogate (Po
 refuses both, and UTF-8 cannot encode a lone surrogate), and numbers fit the decimal columns
 they are written to. Each check returns the problem as a sentence, or None when the value is
 fine, so callers put it on the field they validate.
+
+The window is the events' one, ``settings.ALLOT_EVENT_TIME_WINDOW_YEARS`` (ten years unless
+configured), so a policy, a promise and an event agree on what a sane date is.
 """
 from __future__ import annotations
 
@@ -16,26 +19,36 @@ import reprlib
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.utils import timezone
+from django.conf import settings
 
-# Timestamps and dates are accepted this many years either side of now.
+# Timestamps and dates are accepted this many years either side of now (unless configured).
 WINDOW_YEARS = 10
-_WINDOW = dt.timedelta(days=round(365.25 * WINDOW_YEARS))
 
 # NUL and UTF-16 surrogate code points (a lone one survives JSON decoding as a str character).
 _FORBIDDEN_CHARACTERS = re.compile("[\x00\ud800-\udfff]")
 
 
+def window_years() -> int:
+    """Years either side of now that dates may lie: the events' setting, else ``WINDOW_YEARS``."""
+    if settings.configured:
+        return int(getattr(settings, "ALLOT_EVENT_TIME_WINDOW_YEARS", WINDOW_YEARS))
+    return WINDOW_YEARS
+
+
+def _window() -> dt.timedelta:
+    return dt.timedelta(days=round(365.25 * window_years()))
+
+
 def datetime_window(now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
     """The earliest and latest accepted instant: ``WINDOW_YEARS`` either side of ``now``."""
-    now = now or timezone.now()
-    return now - _WINDOW, now + _WINDOW
+    now = now or dt.datetime.now(dt.UTC)
+    return now - _window(), now + _window()
 
 
 def date_window(today: dt.date | None = None) -> tuple[dt.date, dt.date]:
     """The earliest and latest accepted date: ``WINDOW_YEARS`` either side of ``today``."""
-    today = today or timezone.now().date()
-    return today - _WINDOW, today + _WINDOW
+    today = today or dt.datetime.now(dt.UTC).date()
+    return today - _window(), today + _window()
 
 
 def datetime_problem(value: dt.datetime, *, now: dt.datetime | None = None) -> str | None:
@@ -51,7 +64,7 @@ def datetime_problem(value: dt.datetime, *, now: dt.datetime | None = None) -> s
         inside = False
     if inside:
         return None
-    return f"must lie between {earliest:%Y-%m-%d} and {latest:%Y-%m-%d} ({WINDOW_YEARS} years either side of now)."
+    return f"must lie between {earliest:%Y-%m-%d} and {latest:%Y-%m-%d} ({window_years()} years either side of now)."
 
 
 def date_problem(value: dt.date, *, today: dt.date | None = None) -> str | None:
@@ -59,7 +72,7 @@ def date_problem(value: dt.date, *, today: dt.date | None = None) -> str | None:
     earliest, latest = date_window(today)
     if earliest <= value <= latest:
         return None
-    return f"must lie between {earliest.isoformat()} and {latest.isoformat()} ({WINDOW_YEARS} years either side of today)."
+    return f"must lie between {earliest.isoformat()} and {latest.isoformat()} ({window_years()} years either side of today)."
 
 
 def text_problem(value: str) -> str | None:

@@ -231,6 +231,10 @@ ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
 ALLOT_MAX_BATCH_EVENTS = 5000
 ALLOT_MAX_BATCH_BYTES = 10 * 1024 * 1024
+# Exception actions: a bulk action takes at most this many exceptions; a deferred promise
+# lies at most this many days after the business date.
+ALLOT_BULK_MAX_IDS = env_int("ALLOT_BULK_MAX_IDS", 500)
+ALLOT_DEFER_MAX_DAYS = env_int("ALLOT_DEFER_MAX_DAYS", 365)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ALLOT_MAX_BATCH_BYTES + 1024 * 1024
 
 LOGGING = {

@@ -1,14 +1,26 @@
 """Forms of the exceptions screens: each validates one action's input (the API has serializers)."""
 from __future__ import annotations
 
+import re
+
 from django import forms
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from exceptions import services
 from exceptions.choices import OverrideReason
+
+VERSION_MAX = 2_147_483_647  # DecisionException.version is a PositiveIntegerField
+ID_MAX = 2**63 - 1  # a BigAutoField
+_SELECTION = re.compile(r"^([1-9][0-9]{0,18}):([1-9][0-9]{0,9})$")
 
 
 class VersionForm(forms.Form):
-    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+    version = forms.IntegerField(min_value=1, max_value=VERSION_MAX, widget=forms.HiddenInput)
+
+
+class ClaimForm(VersionForm):
+    take_over = forms.BooleanField(required=False)
 
 
 class AssignForm(VersionForm):
@@ -73,6 +85,13 @@ class DeferForm(VersionForm):
     promised_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
     reason = forms.CharField(max_length=300)
 
+    def clean_promised_date(self):
+        value = self.cleaned_data["promised_date"]
+        problem = services.promised_date_problem(value)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return value
+
 
 class NoteForm(VersionForm):
     note = forms.CharField(max_length=500, required=False)
@@ -97,12 +116,19 @@ class BulkForm(forms.Form):
         self.fields["selected"].choices = [(v, v) for v in self.data.getlist("selected")] if hasattr(self.data, "getlist") else []
 
     def clean_selected(self) -> dict[int, int]:
-        selection = {}
-        for value in self.cleaned_data["selected"]:
-            try:
-                pk, version = (int(x) for x in value.split(":"))
-            except ValueError:
-                raise forms.ValidationError(f"Bad selection {value!r}.") from None
+        """``id:version`` pairs of positive whole numbers, each exception once, at most
+        ``ALLOT_BULK_MAX_IDS`` of them."""
+        values = self.cleaned_data["selected"]
+        if len(values) > settings.ALLOT_BULK_MAX_IDS:
+            raise forms.ValidationError(f"At most {settings.ALLOT_BULK_MAX_IDS} exceptions at once; got {len(values)}.")
+        selection: dict[int, int] = {}
+        for value in values:
+            match = _SELECTION.match(value)
+            if match is None or int(match.group(1)) > ID_MAX or int(match.group(2)) > VERSION_MAX:
+                raise forms.ValidationError(f"Bad selection {value[:40]!r}: expected id:version.")
+            pk, version = int(match.group(1)), int(match.group(2))
+            if pk in selection:
+                raise forms.ValidationError(f"Exception {pk} is selected twice.")
             selection[pk] = version
         return selection
 

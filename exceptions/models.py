@@ -115,6 +115,8 @@ class DecisionException(models.Model):
             models.Index(fields=["queue", "-value"], condition=_ACTIVE_Q, name="exception_active_queue_value"),
             models.Index(fields=["queue", "jeopardy_band", "status", "due_at"], condition=_ACTIVE_Q, name="exception_active_queue_band"),
             models.Index(fields=["queue", "type", "status"], condition=_ACTIVE_Q, name="exception_active_queue_type"),
+            # The API list's default sort over every queue (keyset pages: config/pagination.py).
+            models.Index(fields=["-jeopardy_score", "due_at", "id"], condition=_ACTIVE_Q, name="exception_active_jeop_list"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
@@ -28,7 +29,7 @@ from simple_history.utils import bulk_update_with_history
 from allocation import overrides
 from allocation.dates import business_today
 from allocation.models import OrderLine
-from config import roles
+from config import bounds, roles
 from exceptions import approvals, routing
 from exceptions.choices import (
     APPROVAL_KIND_OVERRIDE,
@@ -433,18 +434,32 @@ def release_to_warehouse(exception_id: int, *, actor: Any, expected_version: int
     return ActionResult(exception, f"Released {changed} allocation(s) to the warehouse.", changed_allocations=changed)
 
 
+def promised_date_problem(promised_date: dt.date, *, today: dt.date | None = None) -> str | None:
+    """Why ``promised_date`` cannot be a deferred promise, or None: it must lie between the
+    business date and ``ALLOT_DEFER_MAX_DAYS`` after it (a year by default), so a typo such
+    as 9999-12-31 never becomes a promise sent to the ERP."""
+    today = today or business_today()
+    if promised_date < today:
+        return "The new promised date is in the past."
+    horizon = today + dt.timedelta(days=settings.ALLOT_DEFER_MAX_DAYS)
+    if promised_date > horizon:
+        return f"The new promised date must be on or before {horizon.isoformat()} ({settings.ALLOT_DEFER_MAX_DAYS} days ahead)."
+    return None
+
+
 def defer_promise(
     exception_id: int, *, actor: Any, expected_version: int, promised_date: dt.date | None, reason: str
 ) -> ActionResult:
     """Move the line's promise to ``promised_date`` (later than the current promise, not in
-    the past); records a ``PromiseChange`` for the outbound ``promise.changed`` and resolves
-    the exception."""
+    the past, within the horizon of ``promised_date_problem``); records a ``PromiseChange``
+    for the outbound ``promise.changed`` and resolves the exception."""
     _check_actor(actor)
     reason = _required_text(reason, "reason", "A reason")
     if promised_date is None:
         raise InvalidAction("Give the new promised date.", field="promised_date")
-    if promised_date < business_today():
-        raise InvalidAction("The new promised date is in the past.", field="promised_date")
+    problem = promised_date_problem(promised_date)
+    if problem is not None:
+        raise InvalidAction(problem, field="promised_date")
     now = timezone.now()
     with transaction.atomic():
         exception = _lock(exception_id, expected_version)
@@ -520,6 +535,18 @@ def comment(exception_id: int, *, actor: Any, expected_version: int, body: str) 
 # --------------------------------------------------------------------------- bulk actions
 
 
+def bulk_selection_problem(selection: Mapping[Any, Any]) -> str | None:
+    """Why a bulk selection ({id: version}) is refused, or None: at most ``ALLOT_BULK_MAX_IDS``
+    exceptions, ids and versions positive whole numbers (never booleans)."""
+    if len(selection) > settings.ALLOT_BULK_MAX_IDS:
+        return f"At most {settings.ALLOT_BULK_MAX_IDS} exceptions at once; got {len(selection)}."
+    for pk, version in selection.items():
+        for value in (pk, version):
+            if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 2**63 - 1:
+                return f"Ids and versions must be positive whole numbers; got {bounds.short_repr(value)}."
+    return None
+
+
 def _bulk(
     selection: Mapping[int, int], *, actor: Any, apply, reason: str, fields: list[str]
 ) -> BulkResult:
@@ -529,6 +556,9 @@ def _bulk(
     result = BulkResult()
     if not selection:
         raise InvalidAction("Select at least one exception.", field="ids")
+    problem = bulk_selection_problem(selection)
+    if problem is not None:
+        raise InvalidAction(problem, field="ids")
     now = timezone.now()
     with transaction.atomic():
         rows = list(

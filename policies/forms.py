@@ -20,6 +20,22 @@ def _number(value: Decimal) -> int | float:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def parse_json_text(text: str) -> Any:
+    """``json.loads`` whose every failure is a ValidationError naming the problem.
+
+    Besides syntax errors, Python's decoder raises RecursionError on deeply nested input and
+    ValueError on integers longer than its digit limit; both would otherwise be a 500.
+    """
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise forms.ValidationError(f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+    except RecursionError as error:
+        raise forms.ValidationError("Not valid JSON here: nested too deeply.") from error
+    except ValueError as error:
+        raise forms.ValidationError(f"Not valid JSON here: {error}.") from error
+
+
 class JSONObjectField(forms.CharField):
     """A JSON object typed in a textarea; the error names the line and column."""
 
@@ -27,10 +43,7 @@ class JSONObjectField(forms.CharField):
 
     def to_python(self, value: Any) -> dict[str, Any]:
         text = (super().to_python(value) or "").strip() or "{}"
-        try:
-            parsed = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise forms.ValidationError(f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
+        parsed = parse_json_text(text)
         if not isinstance(parsed, dict):
             raise forms.ValidationError('Must be a JSON object, e.g. {"strategy": "win"}.')
         return parsed
@@ -125,7 +138,14 @@ class VersionDetailsForm(forms.Form):
         help_text="When it becomes active once approved (in UTC unless an offset is given; past = on approval).",
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_effective_from(self) -> Any:
+        value = self.cleaned_data["effective_from"]
+        problem = schema.effective_from_problem(value)
+        if problem is not None:
+            raise forms.ValidationError(problem)
+        return value
 
 
 class ImportForm(forms.Form):
@@ -147,9 +167,9 @@ class ImportForm(forms.Form):
             self.add_error("document", "Paste a document or choose a file.")
             return data
         try:
-            data["parsed"] = json.loads(text)
-        except json.JSONDecodeError as error:
-            self.add_error("document", f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.")
+            data["parsed"] = parse_json_text(text)
+        except forms.ValidationError as error:
+            self.add_error("file" if upload is not None else "document", error)
         return data
 
 

@@ -1,9 +1,14 @@
 """The policy document contract (policies-v1.md): settings catalogue, defaults and validation.
 
-Pure Python, no Django: the same checks run on import, in the editor, the API and before a
+Plain Python (only config.bounds reads a setting): the same checks run on import, in the editor, the API and before a
 policy is compiled. ``validate_document`` returns every problem at once, each naming the
 field by its path in the document (``rules[1].settings.strategy``), so nothing invalid is
 ever saved and the person editing sees all the errors together.
+
+Everything accepted can be stored and read back (config.bounds): the effective date lies
+within ten years of now, text holds no NUL or unpaired surrogate and fits its column (names
+200 characters, codes and scope values 64), quantities fit ``DecimalField(14, 3)`` and every
+number setting has an upper bound.
 """
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from config import bounds
 
 # Scope dimensions in precedence order (first = highest precedence).
 DIMENSIONS: tuple[str, ...] = (
@@ -37,6 +44,16 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 PERIODS: tuple[str, ...] = ("day", "week", "month")
 DOCUMENT_KEYS = ("name", "effective_from", "rules", "protections", "quotas")
+# Column sizes of policies.models: PolicyVersion.name, the code columns, Protection/Quota.quantity.
+NAME_MAX_LENGTH = 200
+CODE_MAX_LENGTH = 64
+QUANTITY_DIGITS, QUANTITY_PLACES = 14, 3
+# Upper bounds of open-ended settings: far beyond any real policy, small enough to compute with.
+MAX_DAYS = 3650
+MAX_MINUTES = 60 * 24 * 365
+MAX_LOCATIONS = 1000
+MAX_MONEY = 1e12
+MAX_WEIGHT = 1000.0
 
 Errors = list[dict[str, str]]
 
@@ -66,7 +83,7 @@ class SettingSpec:
 def _choice(choices: tuple[str, ...]) -> Callable[[Any, str, Errors], None]:
     def check(value: Any, path: str, errors: Errors) -> None:
         if not isinstance(value, str) or value not in choices:
-            errors.append({"field": path, "message": f"must be one of {', '.join(choices)}; got {value!r}."})
+            errors.append({"field": path, "message": f"must be one of {', '.join(choices)}; got {bounds.short_repr(value)}."})
 
     return check
 
@@ -74,7 +91,7 @@ def _choice(choices: tuple[str, ...]) -> Callable[[Any, str, Errors], None]:
 def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, str, Errors], None]:
     def check(value: Any, path: str, errors: Errors) -> None:
         if not _is_integer(value):
-            errors.append({"field": path, "message": f"must be a whole number; got {value!r}."})
+            errors.append({"field": path, "message": f"must be a whole number; got {bounds.short_repr(value)}."})
         elif value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
             errors.append({"field": path, "message": f"must be {bound}; got {value}."})
@@ -88,7 +105,7 @@ def _number(minimum: float, maximum: float | None = None, nullable: bool = False
             return
         if not _is_number(value):
             kind = "a number or null" if nullable else "a number"
-            errors.append({"field": path, "message": f"must be {kind}; got {value!r}."})
+            errors.append({"field": path, "message": f"must be {kind}; got {bounds.short_repr(value)}."})
         elif value < minimum or (maximum is not None and value > maximum):
             bound = f"between {minimum:g} and {maximum:g}" if maximum is not None else f"at least {minimum:g}"
             errors.append({"field": path, "message": f"must be {bound}; got {value}."})
@@ -98,7 +115,7 @@ def _number(minimum: float, maximum: float | None = None, nullable: bool = False
 
 def _boolean(value: Any, path: str, errors: Errors) -> None:
     if not isinstance(value, bool):
-        errors.append({"field": path, "message": f"must be true or false; got {value!r}."})
+        errors.append({"field": path, "message": f"must be true or false; got {bounds.short_repr(value)}."})
 
 
 def _weights(value: Any, path: str, errors: Errors) -> None:
@@ -110,8 +127,10 @@ def _weights(value: Any, path: str, errors: Errors) -> None:
             errors.append(
                 {"field": f"{path}.{factor}", "message": f"unknown factor; known: {', '.join(WEIGHT_FACTORS)}."}
             )
-        elif not _is_number(weight) or weight < 0:
-            errors.append({"field": f"{path}.{factor}", "message": f"must be a non-negative number; got {weight!r}."})
+        elif not _is_number(weight) or not 0 <= weight <= MAX_WEIGHT:
+            errors.append(
+                {"field": f"{path}.{factor}", "message": f"must be a number between 0 and {MAX_WEIGHT:g}; got {bounds.short_repr(weight)}."}
+            )
 
 
 SETTINGS: dict[str, SettingSpec] = {
@@ -120,16 +139,16 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec("strategy", "redistribute", "win, gain, redistribute, fill or lose", _choice(STRATEGIES)),
         SettingSpec("priority_class", 5, "1 (first) to 9; ranks before the score", _integer(1, 9)),
         SettingSpec("weights", dict(DEFAULT_WEIGHTS), "factor to weight; named factors replace defaults", _weights),
-        SettingSpec("urgency_horizon_days", 14, "days ahead at which urgency reaches 0", _integer(1)),
+        SettingSpec("urgency_horizon_days", 14, "days ahead at which urgency reaches 0", _integer(1, MAX_DAYS)),
         SettingSpec("allow_partial", True, "may a line be filled partly", _boolean),
-        SettingSpec("max_split_locations", 2, "most locations one line may be sourced from", _integer(1)),
+        SettingSpec("max_split_locations", 2, "most locations one line may be sourced from", _integer(1, MAX_LOCATIONS)),
         SettingSpec("inbound_min_confidence", 0.7, "inbound counts only at or above this confidence", _number(0, 1)),
         SettingSpec("allow_substitutes", True, "may substitutes be used when the line allows them", _boolean),
         SettingSpec("substitute_needs_approval", True, "substitution is proposed until approved", _boolean),
-        SettingSpec("auto_release_max_value", None, "line value above which release needs approval", _number(0, nullable=True)),
-        SettingSpec("override_approval_min_value", 10000, "override of a line worth at least this needs an approver", _number(0)),
+        SettingSpec("auto_release_max_value", None, "line value above which release needs approval", _number(0, MAX_MONEY, nullable=True)),
+        SettingSpec("override_approval_min_value", 10000, "override of a line worth at least this needs an approver", _number(0, MAX_MONEY)),
         SettingSpec("margin_floor_pct", None, "a line below this margin (%) raises an exception", _number(0, 100, nullable=True)),
-        SettingSpec("stale_feed_minutes", 60, "a source silent longer than this is stale", _integer(1)),
+        SettingSpec("stale_feed_minutes", 60, "a source silent longer than this is stale", _integer(1, MAX_MINUTES)),
         SettingSpec("stale_feed_buffer_pct", 10, "on-hand discounted by this % while its feed is stale", _number(0, 100)),
     )
 }
@@ -157,9 +176,11 @@ def validate_scope(scope: Any, path: str) -> Errors:
             errors.append({"field": field, "message": f"unknown scope dimension; known: {', '.join(DIMENSIONS)}."})
         elif dimension == "customer_tier":
             if not ((_is_integer(value) and 1 <= value <= 4) or (isinstance(value, str) and value in {"1", "2", "3", "4"})):
-                errors.append({"field": field, "message": f"must be a customer tier 1 to 4; got {value!r}."})
+                errors.append({"field": field, "message": f"must be a customer tier 1 to 4; got {bounds.short_repr(value)}."})
         elif not isinstance(value, str) or not value.strip():
-            errors.append({"field": field, "message": f"must be a non-empty text; got {value!r}."})
+            errors.append({"field": field, "message": f"must be a non-empty text; got {bounds.short_repr(value)}."})
+        else:
+            _text_fits(value, field, CODE_MAX_LENGTH, errors)
     return errors
 
 
@@ -185,17 +206,33 @@ def _unknown_keys(obj: Mapping, allowed: tuple[str, ...], path: str) -> Errors:
     ]
 
 
+def _text_fits(value: str, field: str, max_length: int, errors: Errors) -> bool:
+    """Text that can be stored in its column: no NUL or lone surrogate, at most ``max_length``."""
+    problem = bounds.text_problem(value)
+    if problem is None and len(value) > max_length:
+        problem = f"must be at most {max_length} characters; got {len(value)}."
+    if problem is not None:
+        errors.append({"field": field, "message": problem})
+    return problem is None
+
+
 def _required_text(obj: Mapping, key: str, path: str, errors: Errors) -> None:
     value = obj.get(key)
     if not isinstance(value, str) or not value.strip():
         errors.append({"field": f"{path}.{key}", "message": "is required (non-empty text)."})
+    else:
+        _text_fits(value, f"{path}.{key}", CODE_MAX_LENGTH, errors)
 
 
 def _quantity(obj: Mapping, path: str, errors: Errors) -> None:
     if "quantity" not in obj:
         errors.append({"field": f"{path}.quantity", "message": "is required."})
     elif not _is_number(obj["quantity"]) or obj["quantity"] < 0:
-        errors.append({"field": f"{path}.quantity", "message": f"must be a number at least 0; got {obj['quantity']!r}."})
+        errors.append({"field": f"{path}.quantity", "message": f"must be a number at least 0; got {bounds.short_repr(obj['quantity'])}."})
+    else:
+        problem = bounds.decimal_problem(obj["quantity"], max_digits=QUANTITY_DIGITS, decimal_places=QUANTITY_PLACES)
+        if problem is not None:
+            errors.append({"field": f"{path}.quantity", "message": problem})
 
 
 def _for_scope(obj: Mapping, path: str, errors: Errors) -> None:
@@ -246,21 +283,28 @@ def validate_quota(quota: Any, path: str) -> Errors:
     _for_scope(quota, path, errors)
     if "period" not in quota:
         errors.append({"field": f"{path}.period", "message": f"is required: one of {', '.join(PERIODS)}."})
-    elif quota["period"] not in PERIODS:
-        errors.append({"field": f"{path}.period", "message": f"must be one of {', '.join(PERIODS)}; got {quota['period']!r}."})
+    elif not isinstance(quota["period"], str) or quota["period"] not in PERIODS:
+        errors.append({"field": f"{path}.period", "message": f"must be one of {', '.join(PERIODS)}; got {bounds.short_repr(quota['period'])}."})
     _quantity(quota, path, errors)
     return errors
 
 
 def parse_effective_from(value: Any) -> dt.datetime | None:
     """An ISO 8601 datetime with a time zone ("Z" allowed), or None when it is not one."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return None
     try:
         parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else None
+    return parsed if parsed.tzinfo is not None and parsed.utcoffset() is not None else None
+
+
+def effective_from_problem(value: dt.datetime) -> str | None:
+    """Why an effective date cannot be stored (outside the ten-year window), or None."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return "needs a time zone."
+    return bounds.datetime_problem(value)
 
 
 def validate_document(doc: Any) -> Errors:
@@ -276,10 +320,14 @@ def validate_document(doc: Any) -> Errors:
     name = doc.get("name")
     if not isinstance(name, str) or not name.strip():
         errors.append({"field": "name", "message": "is required (non-empty text)."})
-    elif len(name) > 200:
-        errors.append({"field": "name", "message": "must be at most 200 characters."})
-    if "effective_from" in doc and doc["effective_from"] is not None and parse_effective_from(doc["effective_from"]) is None:
-        errors.append({"field": "effective_from", "message": "must be an ISO 8601 date-time with a time zone, e.g. 2026-06-01T00:00:00Z."})
+    else:
+        _text_fits(name, "name", NAME_MAX_LENGTH, errors)
+    if "effective_from" in doc and doc["effective_from"] is not None:
+        effective_from = parse_effective_from(doc["effective_from"])
+        if effective_from is None:
+            errors.append({"field": "effective_from", "message": "must be an ISO 8601 date-time with a time zone, e.g. 2026-06-01T00:00:00Z."})
+        elif (problem := effective_from_problem(effective_from)) is not None:
+            errors.append({"field": "effective_from", "message": problem})
     rules = doc.get("rules")
     if not isinstance(rules, list):
         errors.append({"field": "rules", "message": "is required: a list of rules including the global rule {}."})

@@ -142,8 +142,9 @@ def create_draft(
 def update_version(version: PolicyVersion, *, actor: Any, name: str, effective_from: dt.datetime, note: str = "") -> PolicyVersion:
     """Change a draft's name, effective date and note."""
     _require_role(actor, roles.POLICY_ADMIN, "edit a policy")
-    if effective_from.tzinfo is None:
-        raise PolicyValidationError([{"field": "effective_from", "message": "needs a time zone."}])
+    problem = schema.effective_from_problem(effective_from)
+    if problem is not None:
+        raise PolicyValidationError([{"field": "effective_from", "message": problem}])
     with transaction.atomic():
         locked = _lock_draft(version)
         document = export_document(locked)
@@ -454,8 +455,11 @@ def rollback(version: PolicyVersion, *, actor: Any, note: str = "") -> PolicyVer
 def import_document(doc: Any, *, actor: Any, activate: bool = False) -> PolicyVersion:
     """Create a draft from a policy document (validated; nothing saved on error).
 
-    ``activate=True`` makes it active at once without approval, recorded as an administrative
-    activation; allowed from the command line (actor None) and for superusers only.
+    The whole document is validated before the first row is written (schema.validate_document
+    bounds dates, text and numbers to what the columns hold), and the rows are written in one
+    transaction, so a refused import leaves no draft behind. ``activate=True`` makes it active
+    at once without approval, recorded as an administrative activation; allowed from the
+    command line (actor None) and for superusers only.
     """
     _require_role(actor, roles.POLICY_ADMIN, "import a policy")
     if activate and actor is not None and not actor.is_superuser:

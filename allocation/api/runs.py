@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import Http404
+from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import ListAPIView
 from rest_framework.request import Request
@@ -23,6 +24,7 @@ from allocation.models import Allocation, AllocationRun, Item, LineDecisionLog, 
 from allocation.persistence import decimal_text
 from allocation.services import start_run
 from config import roles
+from config.api import StrictSerializer
 from config.roles import RolePermission
 from exceptions.choices import ACTIVE_STATUSES
 from exceptions.models import DecisionException
@@ -69,7 +71,12 @@ class RunSerializer(serializers.ModelSerializer):
         return run.actor.get_username() if run.actor_id else None
 
 
-class StartRunSerializer(serializers.Serializer):
+class StartRunSerializer(StrictSerializer):
+    """``items``: the SKUs to run (each item group they belong to); absent = a full run.
+
+    Strict: a misspelt field (``scop``, ``skus``) is a 400 naming it, never a full run.
+    """
+
     items = serializers.ListField(
         child=serializers.CharField(max_length=64, allow_blank=False), required=False, allow_empty=False,
         max_length=MAX_RUN_ITEMS,
@@ -176,6 +183,10 @@ class RunList(APIView):
         runs = AllocationRun.objects.select_related("policy_version", "actor").order_by("-id")[:50]
         return Response({"results": RunSerializer(runs, many=True).data})
 
+    @extend_schema(
+        request=StartRunSerializer,
+        responses={202: inline_serializer("RunStarted", {"id": serializers.IntegerField(), "status": serializers.CharField()})},
+    )
     def post(self, request: Request) -> Response:
         body = StartRunSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -1,6 +1,7 @@
 """Read serializers of the allocation domain. Records are named by business codes, never by integer ids."""
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
 from allocation.models import Allocation, Customer, InventoryPosition, Item, ItemSubstitute, Location, Order, OrderLine, Supply
@@ -8,13 +9,39 @@ from allocation.models import Allocation, Customer, InventoryPosition, Item, Ite
 QUANTITY = {"max_digits": 18, "decimal_places": 3, "read_only": True}
 
 
-class LocationSerializer(serializers.ModelSerializer):
+class ReadSerializer(serializers.ModelSerializer):
+    """A read-only model serializer whose rows cost less: the same fields, sources and
+    formatting (each field's own ``to_representation``), without DRF's per-field attribute
+    machinery, which dominated a page of nested orders (50 orders, ~150 lines, ~120
+    allocations). Sources are attribute paths; a ``None`` on the way gives ``None``."""
+
+    def to_representation(self, instance) -> dict:
+        plan = self.__dict__.get("_read_plan")
+        if plan is None:
+            plan = self._read_plan = [
+                (field.field_name, field.source_attrs, field.to_representation) for field in self._readable_fields
+            ]
+        row = {}
+        for name, attrs, represent in plan:
+            value = instance
+            for attr in attrs:
+                try:
+                    value = getattr(value, attr)
+                except ObjectDoesNotExist:
+                    value = None
+                if value is None:
+                    break
+            row[name] = None if value is None else represent(value)
+        return row
+
+
+class LocationSerializer(ReadSerializer):
     class Meta:
         model = Location
         fields = ["code", "name", "region", "kind", "release_capacity_per_day", "cutoff_time", "timezone"]
 
 
-class SubstituteSerializer(serializers.ModelSerializer):
+class SubstituteSerializer(ReadSerializer):
     sku = serializers.CharField(source="substitute.sku", read_only=True)
 
     class Meta:
@@ -22,7 +49,7 @@ class SubstituteSerializer(serializers.ModelSerializer):
         fields = ["sku", "priority"]
 
 
-class ItemSerializer(serializers.ModelSerializer):
+class ItemSerializer(ReadSerializer):
     substitutes = SubstituteSerializer(source="substitute_links", many=True, read_only=True)
 
     class Meta:
@@ -30,7 +57,7 @@ class ItemSerializer(serializers.ModelSerializer):
         fields = ["sku", "description", "item_class", "uom", "unit_cost", "substitutes"]
 
 
-class CustomerSerializer(serializers.ModelSerializer):
+class CustomerSerializer(ReadSerializer):
     home_location = serializers.SlugRelatedField(slug_field="code", read_only=True)
 
     class Meta:
@@ -41,7 +68,7 @@ class CustomerSerializer(serializers.ModelSerializer):
         ]
 
 
-class LineAllocationSerializer(serializers.ModelSerializer):
+class LineAllocationSerializer(ReadSerializer):
     sku = serializers.CharField(source="item.sku", read_only=True)
     location = serializers.CharField(source="location.code", read_only=True)
     supply_ref = serializers.CharField(source="supply.ref", read_only=True, allow_null=True, default=None)
@@ -51,11 +78,11 @@ class LineAllocationSerializer(serializers.ModelSerializer):
         fields = ["sku", "location", "supply_ref", "quantity", "confirmed_date", "state"]
 
 
-class OrderLineSerializer(serializers.ModelSerializer):
+class OrderLineSerializer(ReadSerializer):
     sku = serializers.CharField(source="item.sku", read_only=True)
     ship_from = serializers.SlugRelatedField(slug_field="code", read_only=True)
     allocated_quantity = serializers.DecimalField(**QUANTITY)
-    allocations = LineAllocationSerializer(many=True, read_only=True)
+    allocations = LineAllocationSerializer(source="allocation_rows", many=True, read_only=True)
 
     class Meta:
         model = OrderLine
@@ -65,13 +92,13 @@ class OrderLineSerializer(serializers.ModelSerializer):
         ]
 
 
-class OrderSerializer(serializers.ModelSerializer):
+class OrderSerializer(ReadSerializer):
     customer = serializers.CharField(source="customer.code", read_only=True)
     line_count = serializers.IntegerField(read_only=True)
     ordered_quantity = serializers.DecimalField(**QUANTITY)
     open_quantity = serializers.DecimalField(**QUANTITY)
     allocated_quantity = serializers.DecimalField(**QUANTITY)
-    lines = OrderLineSerializer(many=True, read_only=True)
+    lines = OrderLineSerializer(source="line_rows", many=True, read_only=True)
 
     class Meta:
         model = Order
@@ -82,7 +109,7 @@ class OrderSerializer(serializers.ModelSerializer):
         ]
 
 
-class InventorySerializer(serializers.ModelSerializer):
+class InventorySerializer(ReadSerializer):
     sku = serializers.CharField(source="item.sku", read_only=True)
     item_class = serializers.CharField(source="item.item_class", read_only=True)
     location = serializers.CharField(source="location.code", read_only=True)
@@ -101,7 +128,7 @@ class InventorySerializer(serializers.ModelSerializer):
         ]
 
 
-class SupplySerializer(serializers.ModelSerializer):
+class SupplySerializer(ReadSerializer):
     sku = serializers.CharField(source="item.sku", read_only=True)
     location = serializers.CharField(source="location.code", read_only=True)
     open_quantity = serializers.DecimalField(source="open_quantity_value", **QUANTITY)

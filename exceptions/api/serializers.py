@@ -1,9 +1,21 @@
-"""Serializers of the exceptions API: output shapes and the input of each action."""
+"""Serializers of the exceptions API: output shapes and the input of each action.
+
+Every input is strict (config.api): an unknown field is a 400 naming it, ids and versions are
+JSON integers, a deferred promise lies within the horizon, a bulk action takes at most
+``ALLOT_BULK_MAX_IDS`` exceptions, each once.
+"""
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from config.api import CleanSlugRelatedField, StrictIntegerField, StrictSerializer
+from exceptions import services
 from exceptions.choices import OverrideReason
 from exceptions.models import ApprovalRequest, DecisionException, ExceptionComment
 
@@ -72,15 +84,24 @@ class ApprovalSerializer(serializers.ModelSerializer):
 # ----------------------------------------------------------------------------- action inputs
 
 
-class VersionInput(serializers.Serializer):
-    version = serializers.IntegerField(min_value=1)
+VERSION_MAX = 2_147_483_647  # DecisionException.version is a PositiveIntegerField
+
+
+class VersionInput(StrictSerializer):
+    version = StrictIntegerField(min_value=1, max_value=VERSION_MAX)
+
+
+class ClaimInput(VersionInput):
+    take_over = serializers.BooleanField(
+        required=False, default=False, help_text="Confirms taking a colleague's claim over (recorded)."
+    )
 
 
 class AssignInput(VersionInput):
-    assignee = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True))
+    assignee = CleanSlugRelatedField(slug_field="username", queryset=get_user_model().objects.filter(is_active=True))
 
 
-class PartInput(serializers.Serializer):
+class PartInput(StrictSerializer):
     location = serializers.CharField(max_length=64)
     quantity = serializers.DecimalField(max_digits=14, decimal_places=3, min_value=0)
     supply = serializers.CharField(max_length=64, required=False, allow_blank=True, default="")
@@ -93,7 +114,7 @@ class OverrideInput(VersionInput, PartInput):
 
 
 class SplitInput(VersionInput):
-    parts = PartInput(many=True)
+    parts = PartInput(many=True, max_length=100)
     reason_code = serializers.ChoiceField(choices=OverrideReason.choices)
     note = serializers.CharField(max_length=500)
 
@@ -101,6 +122,12 @@ class SplitInput(VersionInput):
 class DeferInput(VersionInput):
     promised_date = serializers.DateField()
     reason = serializers.CharField(max_length=300)
+
+    def validate_promised_date(self, value: Any) -> Any:
+        problem = services.promised_date_problem(value)
+        if problem is not None:
+            raise serializers.ValidationError(problem)
+        return value
 
 
 class NoteInput(VersionInput):
@@ -115,18 +142,34 @@ class CommentInput(VersionInput):
     body = serializers.CharField(max_length=2000)
 
 
-class BulkItem(serializers.Serializer):
-    id = serializers.IntegerField(min_value=1)
-    version = serializers.IntegerField(min_value=1)
+class BulkItem(StrictSerializer):
+    id = StrictIntegerField(min_value=1)
+    version = StrictIntegerField(min_value=1, max_value=VERSION_MAX)
 
 
-class BulkInput(serializers.Serializer):
+class BulkInput(StrictSerializer):
     items = BulkItem(many=True, allow_empty=False)
     reason = serializers.CharField(max_length=300, required=False)
-    assignee = serializers.SlugRelatedField(
+    assignee = CleanSlugRelatedField(
         slug_field="username", queryset=get_user_model().objects.filter(is_active=True), required=False
     )
 
+    def to_internal_value(self, data: Any) -> Any:
+        # Counted before each item is validated: 100,000 items are refused at once, not checked one by one.
+        items = data.get("items") if isinstance(data, Mapping) else None
+        if isinstance(items, list) and len(items) > settings.ALLOT_BULK_MAX_IDS:
+            raise serializers.ValidationError(
+                {"items": [f"At most {settings.ALLOT_BULK_MAX_IDS} exceptions at once; got {len(items)}."]}
+            )
+        return super().to_internal_value(data)
 
-class DecisionInput(serializers.Serializer):
+    def validate_items(self, items: list[dict[str, int]]) -> list[dict[str, int]]:
+        ids = [item["id"] for item in items]
+        if len(set(ids)) != len(ids):
+            repeated = sorted(pk for pk, count in Counter(ids).items() if count > 1)
+            raise serializers.ValidationError(f"Each exception once; repeated: {', '.join(map(str, repeated[:10]))}.")
+        return items
+
+
+class DecisionInput(StrictSerializer):
     reason = serializers.CharField(max_length=1000, required=False, allow_blank=True, default="")

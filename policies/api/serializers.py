@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from config.api import StrictSerializer
 from policies.models import PolicyVersion
 from policies.resolution import DIMENSIONS
 
@@ -21,11 +22,11 @@ class PolicyVersionSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DecisionSerializer(serializers.Serializer):
+class DecisionSerializer(StrictSerializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 
-class SubmitSerializer(serializers.Serializer):
+class SubmitSerializer(StrictSerializer):
     note = serializers.CharField(required=False, allow_blank=True, default="", max_length=2000)
 
 

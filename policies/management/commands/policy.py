@@ -43,7 +43,11 @@ class Command(BaseCommand):
             document = json.loads(text)
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error}") from error
-        except json.JSONDecodeError as error:
+        except UnicodeDecodeError as error:
+            raise CommandError(f"{path} is not UTF-8 text: {error}") from error
+        except RecursionError as error:
+            raise CommandError(f"{path} is not valid JSON here: nested too deeply.") from error
+        except ValueError as error:  # JSONDecodeError, and integers beyond the decoder's digit limit
             raise CommandError(f"{path} is not valid JSON: {error}") from error
         actor = None
         if username:
