@@ -175,6 +175,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies go through config.jsonlimits (size and nesting limits): 400, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.jsonlimits.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.KeysetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
@@ -231,6 +237,12 @@ ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
 ALLOT_MAX_BATCH_EVENTS = 5000
 ALLOT_MAX_BATCH_BYTES = 10 * 1024 * 1024
+# Every JSON body (config.jsonlimits): at most this many nested arrays/objects.
+ALLOT_JSON_MAX_DEPTH = 32
+# Timestamps and dates in events lie within this many years of now (integrations.validation);
+# occurred_at at most this many minutes ahead of now (clock skew), so no event makes the future stale.
+ALLOT_EVENT_TIME_WINDOW_YEARS = 10
+ALLOT_EVENT_MAX_FUTURE_MINUTES = 5
 # Exception actions: a bulk action takes at most this many exceptions; a deferred promise
 # lies at most this many days after the business date.
 ALLOT_BULK_MAX_IDS = env_int("ALLOT_BULK_MAX_IDS", 500)

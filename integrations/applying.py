@@ -6,6 +6,12 @@ whose references arrive later in the same chunk), then writes every created or c
 record with one bulk statement per model, history rows included (``integrations.bulk``:
 COPY on PostgreSQL, simple-history's bulk helpers elsewhere; the event is the change reason). An event that cannot apply
 raises ``EventApplyError`` before it mutates anything, so it fails alone.
+
+Items may name each other as substitutes (cycles, events-v1.md "Reference order"): an item
+whose substitutes are created by other item events of the chunk applies, and its links are
+completed once the chunk has created them; parked item versions that such a cycle needs are
+pulled into the chunk. An adjustment that would take on-hand below zero sets it to zero and
+is reported in ``negative_stock`` (the caller raises the data-quality exception).
 """
 from __future__ import annotations
 
@@ -18,7 +24,6 @@ from typing import Any
 from django.db.models import Model, Q
 from django.utils import timezone
 
-from integrations import bulk
 from allocation.choices import AllocationState, LineStatus, OrderStatus, SupplyStatus
 from allocation.models import (
     Allocation,
@@ -33,8 +38,10 @@ from allocation.models import (
     Supply,
     SupplyReceipt,
 )
+from integrations import bulk
 from integrations.choices import EventStatus, EventType
 from integrations.errors import EventApplyError
+from integrations.models import Event
 from integrations.validation import parse_date, parse_timestamp, to_decimal
 
 UPDATE_BATCH = 500
@@ -43,6 +50,12 @@ ZERO = Decimal(0)
 CONSUME_ORDER = {AllocationState.RELEASED: 0, AllocationState.PINNED: 1, AllocationState.RESERVED: 2, AllocationState.PROPOSED: 3}
 # Models in the order their rows are written (foreign keys point backwards in this list).
 WRITE_ORDER: list[type[Model]] = [Location, Item, Customer, Lane, ItemSubstitute, InventoryPosition, Supply, Order, OrderLine]
+
+
+# The stored event fields processing reads (``.only()``).
+EVENT_FIELDS = ("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id")
+# The largest quantity a position holds (InventoryPosition: 14 digits, 3 decimal places).
+MAX_QUANTITY = Decimal(10) ** 11 - Decimal("0.001")
 
 
 def _fields(model: type[Model]) -> list[str]:
@@ -58,11 +71,32 @@ class Outcome:
     references: list[str] = field(default_factory=list)
 
 
+@dataclass
+class NegativeStock:
+    """An adjustment that asked for more than the position held: on-hand was set to zero."""
+
+    event: Any
+    location: str
+    sku: str
+    on_hand: Decimal
+    delta: Decimal
+
+    @property
+    def missing(self) -> Decimal:
+        return -(self.on_hand + self.delta)
+
+
+def _bounded(quantity: Decimal, path: str, what: str) -> Decimal:
+    if quantity > MAX_QUANTITY:
+        raise EventApplyError(path, f"would take {what} above {MAX_QUANTITY}")
+    return quantity
+
+
 class ChunkApplier:
     """Applies a list of pending events (already ordered) and writes the result in bulk."""
 
     def __init__(self, events: list[Any], *, source_codes: dict[int, str], actors: dict[int, Any]) -> None:
-        self.events = events
+        self.events = list(events)
         self.source_codes = source_codes
         self.actors = actors
         self.locations: dict[str, Location] = {}
@@ -86,10 +120,51 @@ class ChunkApplier:
         self.skus: set[str] = set()
         self.customers_touched: set[str] = set()
         self.outcomes: dict[int, Outcome] = {}
+        # Skus some item event of this chunk will create, substitute cycles included.
+        self.creatable_skus: set[str] = set()
+        # Substitute links created before the chunk created their substitute item.
+        self.unresolved_links: list[tuple[ItemSubstitute, str]] = []
+        self.negative_stock: list[NegativeStock] = []
+        # Positions an applied snapshot replaced: their negative-stock exceptions resolve.
+        self.superseded_positions: set[tuple[str, str]] = set()
 
     # ------------------------------------------------------------------ loading
+    def _pull_parked_item_versions(self) -> None:
+        """Add to the chunk the parked item events a substitute named in the chunk waits for.
+
+        Two items listing each other, delivered in different chunks or batches, leave the first
+        parked for the second and the second waiting for the first: applying them together
+        breaks the cycle. One query per round; rounds follow the substitute chain.
+        """
+        in_chunk = {e.data["sku"] for e in self.events if e.type == EventType.ITEM_UPSERTED}
+        taken = {e.pk for e in self.events}
+        stored: set[str] = set()
+        frontier = [e for e in self.events if e.type == EventType.ITEM_UPSERTED]
+        pulled = False
+        while frontier:
+            wanted = {s["sku"] for e in frontier for s in e.data.get("substitutes") or []} - in_chunk - stored
+            if wanted:
+                stored |= set(Item.objects.filter(sku__in=wanted).values_list("sku", flat=True))
+                wanted -= stored
+            if not wanted:
+                break
+            frontier = [
+                e
+                for e in Event.objects.filter(
+                    status=EventStatus.PARKED, type=EventType.ITEM_UPSERTED, entity_key__in=[f"item:{sku}" for sku in wanted]
+                ).only(*EVENT_FIELDS)
+                if e.pk not in taken
+            ]
+            taken.update(e.pk for e in frontier)
+            in_chunk.update(e.data["sku"] for e in frontier)
+            self.events.extend(frontier)
+            pulled = pulled or bool(frontier)
+        if pulled:
+            self.events.sort(key=lambda e: (e.occurred_at, e.pk))
+
     def load(self) -> None:
         """Read every record the chunk's events name: one query per model."""
+        self._pull_parked_item_versions()
         location_codes: set[str] = set()
         skus: set[str] = set()
         customer_codes: set[str] = set()
@@ -213,8 +288,25 @@ class ChunkApplier:
         return self.positions.get(key)
 
     # ------------------------------------------------------------------ applying
+    def _find_creatable_skus(self) -> None:
+        """The skus this chunk's item events will create: the largest set in which every sku
+        has a version whose substitutes are all stored or in the set (so cycles qualify)."""
+        versions: dict[str, list[set[str]]] = defaultdict(list)
+        for event in self.events:
+            if event.type == EventType.ITEM_UPSERTED and event.data["sku"] not in self.items:
+                versions[event.data["sku"]].append({s["sku"] for s in event.data.get("substitutes") or []})
+        creatable = set(versions)
+        changed = True
+        while changed:
+            known = creatable | set(self.items)
+            dropped = {sku for sku in creatable if not any(subs <= known for subs in versions[sku])}
+            creatable -= dropped
+            changed = bool(dropped)
+        self.creatable_skus = creatable
+
     def apply_all(self) -> None:
         """Apply every event in order; events waiting for a later event's record retry after it."""
+        self._find_creatable_skus()
         waiting = list(self.events)
         while waiting:
             deferred = []
@@ -236,6 +328,8 @@ class ChunkApplier:
                     self.outcomes[event.pk] = Outcome(EventStatus.PARKED, references=self.missing_references(event))
                 break
             waiting = deferred
+        for link, sku in self.unresolved_links:
+            link.substitute = self.items[sku]  # created by a later event of this chunk (see _find_creatable_skus)
 
     def missing_references(self, event: Any) -> list[str]:
         """The ``kind:code`` references of ``event`` not known yet (stored or created in this chunk)."""
@@ -250,7 +344,8 @@ class ChunkApplier:
 
         if t == EventType.ITEM_UPSERTED:
             for sub in d.get("substitutes") or []:
-                need("item", sub["sku"], self.items)
+                if sub["sku"] not in self.creatable_skus:
+                    need("item", sub["sku"], self.items)
         elif t == EventType.CUSTOMER_UPSERTED:
             need("location", d.get("home_location"), self.locations)
         elif t == EventType.LANE_UPSERTED:
@@ -343,7 +438,11 @@ class ChunkApplier:
             for sub_sku, priority in wanted.items():
                 link = current.get(sub_sku)
                 if link is None:
-                    link = ItemSubstitute(item=item, substitute=self.items[sub_sku], priority=priority)
+                    if sub_sku in self.items:
+                        link = ItemSubstitute(item=item, substitute=self.items[sub_sku], priority=priority)
+                    else:
+                        link = ItemSubstitute(item=item, priority=priority)
+                        self.unresolved_links.append((link, sub_sku))
                     current[sub_sku] = link
                     self._create(link, event)
                 elif link.priority != priority:
@@ -410,6 +509,9 @@ class ChunkApplier:
         position.source = self.source_codes[event.source_id]
         self._mark(position, event)
         self.skus.add(d["sku"])
+        key = (d["location"], d["sku"])
+        self.negative_stock = [n for n in self.negative_stock if (n.location, n.sku) != key]
+        self.superseded_positions.add(key)
         return EventStatus.APPLIED
 
     def _apply_inventory_adjusted(self, event: Any, d: dict) -> str:
@@ -419,14 +521,15 @@ class ChunkApplier:
         if position is not None and as_of < position.as_of:
             return EventStatus.STALE
         on_hand = position.on_hand if position is not None else ZERO
-        if on_hand + delta < 0:
-            raise EventApplyError(
-                "data.delta", f"would take on-hand of {d['sku']} at {d['location']} below zero ({on_hand} {delta:+})"
-            )
+        adjusted = _bounded(on_hand + delta, "data.delta", f"on-hand of {d['sku']} at {d['location']}")
+        if adjusted < 0:
+            # The warehouse says the stock is gone: it is, and the shortfall is reported.
+            self.negative_stock.append(NegativeStock(event, d["location"], d["sku"], on_hand, delta))
+            adjusted = ZERO
         if position is None:
             position = self._new_position(d["location"], d["sku"], as_of, event)
             position.source = self.source_codes[event.source_id]
-        position.on_hand = on_hand + delta
+        position.on_hand = adjusted
         position.as_of = max(position.as_of, as_of)
         self._mark(position, event)
         self.skus.add(d["sku"])
@@ -465,6 +568,8 @@ class ChunkApplier:
         received_at = parse_timestamp(d["received_at"])
         location, sku = supply.location.code, supply.item.sku
         position = self.position(location, sku)
+        on_hand = _bounded((position.on_hand if position is not None else ZERO) + quantity, "data.quantity", f"on-hand of {sku} at {location}")
+        received = _bounded(supply.received_quantity + quantity, "data.quantity", f"the received quantity of {d['ref']}")
         if position is None:
             if location not in self.locations:
                 self.locations[location] = supply.location
@@ -472,10 +577,10 @@ class ChunkApplier:
                 self.items[sku] = supply.item
             position = self._new_position(location, sku, received_at, event)
             position.source = self.source_codes[event.source_id]
-        position.on_hand += quantity
+        position.on_hand = on_hand
         position.as_of = max(position.as_of, received_at)
         self._mark(position, event)
-        supply.received_quantity += quantity
+        supply.received_quantity = received
         if supply.received_quantity >= supply.quantity:
             supply.status = SupplyStatus.RECEIVED
         self._mark(supply, event)

@@ -15,22 +15,24 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
-from integrations import bulk
 from exceptions.choices import ACTIVE_STATUSES, ExceptionStatus, ExceptionType, Severity
 from exceptions.models import DecisionException
-from integrations.applying import ChunkApplier, Outcome
-from integrations.choices import BatchVia, EventStatus, IngestStatus, RETRYABLE_STATUSES, SourceKind
+from integrations import bulk
+from integrations.applying import EVENT_FIELDS, ChunkApplier, Outcome
+from integrations.choices import RETRYABLE_STATUSES, BatchVia, EventStatus, IngestStatus, SourceKind
 from integrations.errors import BatchRejected, EventNotRetryable
 from integrations.models import DuplicateDelivery, Event, EventBatch, ParkedReference, Source
-from integrations.validation import validate_envelope
+from integrations.validation import TimeWindow, printable, validate_envelope
 
 CHUNK_SIZE = 5000
 INSERT_BATCH = 2000
@@ -155,14 +157,15 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
     if via not in BatchVia.values:
         raise ValueError(f"via must be one of {BatchVia.values}")
     now = timezone.now()
-    checks = [validate_envelope(raw, default_source=source_hint) for raw in events]
+    window = TimeWindow.around(now)
+    checks = [validate_envelope(raw, default_source=source_hint, window=window) for raw in events]
     if via == BatchVia.WEBHOOK and source_hint is not None:
         for check in checks:
             if check.source is not None and check.source != source_hint:
                 check.errors.append({"field": "source", "message": f"must be {source_hint}, the source of this webhook"})
     results: list[dict[str, Any]] = [
-        {"id": raw.get("id") if isinstance(raw, dict) else None, "status": IngestStatus.ACCEPTED.value, "errors": check.errors}
-        for raw, check in zip(events, checks)
+        {"id": _echoed_id(raw), "status": IngestStatus.ACCEPTED.value, "errors": check.errors}
+        for raw, check in zip(events, checks, strict=True)
     ]
     with transaction.atomic():
         sources = _resolve_sources({c.source for c in checks if c.source is not None and not c.errors}, actor)
@@ -226,7 +229,7 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
         batch.duplicates = counts[IngestStatus.DUPLICATE]
         batch.rejected = counts[IngestStatus.REJECTED]
         batch.rejections = [
-            {"index": i, "id": r["id"] if isinstance(r["id"], (str, int)) else None, "errors": r["errors"]}
+            {"index": i, "id": r["id"], "errors": r["errors"]}
             for i, r in enumerate(results)
             if r["status"] == IngestStatus.REJECTED
         ]
@@ -237,6 +240,17 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
         if stored and not getattr(_deferral, "processing", False):
             transaction.on_commit(_schedule_processing)
     return IngestResult(batch_id=batch.pk, results=results)
+
+
+def _echoed_id(raw: Any) -> str | int | None:
+    """The envelope id as the response and the batch's rejections repeat it: text made safe to
+    store and encode (a rejected id may hold NUL or a lone surrogate), cut to 200 characters."""
+    event_id = raw.get("id") if isinstance(raw, dict) else None
+    if isinstance(event_id, str):
+        return printable(event_id)[:200]
+    if isinstance(event_id, int) and not isinstance(event_id, bool) and abs(event_id) < 2**63:
+        return event_id
+    return None
 
 
 STORE_COLUMNS = (
@@ -319,31 +333,83 @@ def process_pending(*, limit: int | None = None) -> ProcessSummary:
 def _process_next_chunk(size: int, summary: ProcessSummary, parked_now: set[int]) -> int:
     """Pick the next pending events and apply them in the same locked transaction."""
     events: list[Event] = []
+    unreadable = 0
     try:
         with transaction.atomic():
             _take_process_lock()
-            events = _pending_events(size)
+            events, unreadable = _pending_events(size)
             if not events:
-                return 0
-            outcomes, skus = _apply_chunk(events)
+                summary.failed += unreadable
+                return unreadable
+            events, outcomes, skus = _apply_chunk(events)
     except APPLY_ERRORS:
         if not events:
             raise
         # The database refused the chunk (or data slipped past validation): split it until the
         # event at fault fails alone, so one bad event never wedges the queue.
+        summary.failed += unreadable
         _apply_isolating(events, summary, parked_now)
-        return len(events)
+        return len(events) + unreadable
+    summary.failed += unreadable
     _count(events, outcomes, skus, summary, parked_now)
-    return len(events)
+    return len(events) + unreadable
 
 
-def _pending_events(size: int, among: list[int] | None = None) -> list[Event]:
+def _pending_events(size: int, among: list[int] | None = None) -> tuple[list[Event], int]:
+    """The next ``size`` pending events in ``occurred_at`` order, and how many were failed
+    because a stored value could not be read (see ``_fail_unreadable``)."""
     pending = Event.objects.filter(status=EventStatus.PENDING)
     if among is not None:
         pending = pending.filter(pk__in=among)
-    return list(
-        pending.order_by("occurred_at", "id").only("pk", "source_id", "event_id", "type", "occurred_at", "data", "attempts", "batch_id")[:size]
+    ordered = pending.order_by("occurred_at", "id")
+    try:
+        with transaction.atomic():
+            return list(ordered.only(*EVENT_FIELDS)[:size]), 0
+    except APPLY_ERRORS:
+        pass
+    # A row the database driver cannot turn into Python (a timestamp with no UTC instant,
+    # stored before validation bounded them) must not wedge the queue: find it by halving.
+    pks = list(ordered.values_list("pk", flat=True)[:size])
+    readable = _read_isolating(pks)
+    _fail_unreadable([pk for pk in pks if pk not in readable])
+    return [readable[pk] for pk in pks if pk in readable], len(pks) - len(readable)
+
+
+def _read_isolating(pks: list[int]) -> dict[int, Event]:
+    """The events among ``pks`` that can be read, halving the set around the unreadable ones."""
+    try:
+        with transaction.atomic():
+            return {e.pk: e for e in Event.objects.filter(pk__in=pks).only(*EVENT_FIELDS)}
+    except APPLY_ERRORS:
+        if len(pks) <= 1:
+            return {}
+    middle = len(pks) // 2
+    return {**_read_isolating(pks[:middle]), **_read_isolating(pks[middle:])}
+
+
+def _fail_unreadable(pks: list[int]) -> None:
+    """Mark events whose stored ``occurred_at`` (or data) cannot be read ``failed``; their
+    ``occurred_at`` becomes the receipt time so lists can show them, the original text is
+    kept in the error, and an ``event_failed`` exception is raised."""
+    if not pks:
+        return
+    now = timezone.now()
+    rows = (
+        Event.objects.filter(pk__in=pks)
+        .annotate(stored_time=Cast("occurred_at", TextField()))
+        .values_list("pk", "source_id", "event_id", "type", "received_at", "attempts", "stored_time")
     )
+    failed = []
+    for pk, source_id, event_id, type_, received_at, attempts, stored_time in rows:
+        message = f"could not be read (occurred_at {printable(str(stored_time))[:60]}); kept with its receipt time"
+        failed.append(
+            Event(
+                pk=pk, source_id=source_id, event_id=event_id, type=type_, status=EventStatus.FAILED, occurred_at=received_at,
+                errors=[{"field": "occurred_at", "message": message}], parked_references=[], processed_at=now, attempts=(attempts or 0) + 1,
+            )
+        )
+    Event.objects.bulk_update(failed, ["status", "occurred_at", "errors", "parked_references", "processed_at", "attempts"], batch_size=500)
+    _raise_exceptions(ExceptionType.EVENT_FAILED, failed, dict(Source.objects.values_list("pk", "code")))
 
 
 def _take_process_lock() -> None:
@@ -361,10 +427,11 @@ def _apply_isolating(events: list[Event], summary: ProcessSummary, parked_now: s
                 with transaction.atomic():
                     _take_process_lock()
                     # Re-read: another applier may have taken some while we were failing.
-                    fresh = _pending_events(len(part), among=[e.pk for e in part])
+                    fresh, unreadable = _pending_events(len(part), among=[e.pk for e in part])
+                    summary.failed += unreadable
                     if not fresh:
                         continue
-                    outcomes, skus = _apply_chunk(fresh)
+                    fresh, outcomes, skus = _apply_chunk(fresh)
             except APPLY_ERRORS:
                 _apply_isolating(part, summary, parked_now)
                 continue
@@ -373,16 +440,24 @@ def _apply_isolating(events: list[Event], summary: ProcessSummary, parked_now: s
     try:
         with transaction.atomic():
             _take_process_lock()
-            fresh = _pending_events(1, among=[events[0].pk])
+            fresh, unreadable = _pending_events(1, among=[events[0].pk])
+            summary.failed += unreadable
             if not fresh:
                 return
-            outcomes, skus = _apply_chunk(fresh)
+            fresh, outcomes, skus = _apply_chunk(fresh)
     except APPLY_ERRORS as error:
-        text = str(error).strip()
+        text = printable(str(error).strip())
         message = text.splitlines()[0][:300] if text else type(error).__name__
-        with transaction.atomic():
-            outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be applied: {message}"}])}
-            _record_outcomes(events, outcomes)
+        events = events[:1]
+        outcomes = {events[0].pk: Outcome(EventStatus.FAILED, errors=[{"field": "", "message": f"could not be applied: {message}"}])}
+        try:
+            with transaction.atomic():
+                _record_outcomes(events, outcomes)
+        except APPLY_ERRORS:
+            # Even the failure could not be recorded in full: record the bare status, so the queue moves on.
+            Event.objects.filter(pk=events[0].pk, status=EventStatus.PENDING).update(
+                status=EventStatus.FAILED, errors=[{"field": "", "message": "could not be applied"}], processed_at=timezone.now()
+            )
         skus = set()
         fresh = events
     _count(fresh, outcomes, skus, summary, parked_now)
@@ -399,24 +474,77 @@ def _count(events: list[Event], outcomes: dict[int, Outcome], skus: set[str], su
     summary.skus |= skus
 
 
-def _apply_chunk(events: list[Event]) -> tuple[dict[int, Outcome], set[str]]:
+def _apply_chunk(events: list[Event]) -> tuple[list[Event], dict[int, Outcome], set[str]]:
+    """Apply ``events`` in the caller's transaction; returns the events processed (the chunk
+    plus parked item versions it pulled in to close substitute cycles), outcomes and SKUs."""
     source_codes = dict(Source.objects.values_list("pk", "code"))
+    applier = ChunkApplier(events, source_codes=source_codes, actors={})
+    applier.load()
+    events = applier.events
     batch_ids = {e.batch_id for e in events if e.batch_id}
-    actors: dict[int, Any] = {}
     if batch_ids:
         for batch in EventBatch.objects.filter(pk__in=batch_ids, actor__isnull=False).select_related("actor"):
-            actors[batch.pk] = batch.actor
-    applier = ChunkApplier(events, source_codes=source_codes, actors=actors)
-    applier.load()
+            applier.actors[batch.pk] = batch.actor
     applier.apply_all()
     applier.write()
     _record_outcomes(events, applier.outcomes, source_codes=source_codes)
+    _record_stock_shortfalls(applier, source_codes)
     # Re-queued events are picked up by the caller's next chunk.
     _requeue_waiting(applier.created_keys)
     skus = set(applier.skus)
     if skus and not getattr(_deferral, "runs", False):
         transaction.on_commit(lambda: _schedule_runs(skus))
-    return applier.outcomes, skus
+    return events, applier.outcomes, skus
+
+
+def _quantity(value: Decimal) -> str:
+    return format(value.normalize(), "f")
+
+
+def _record_stock_shortfalls(applier: ChunkApplier, codes: dict[int, str]) -> None:
+    """Resolve the negative-stock exceptions of positions a snapshot replaced, then raise one
+    per adjustment that took on-hand below zero (it was set to zero): two queries and a bulk write."""
+    if applier.superseded_positions:
+        locations = {location for location, _ in applier.superseded_positions}
+        skus = {sku for _, sku in applier.superseded_positions}
+        superseded = DecisionException.objects.filter(
+            type=ExceptionType.NEGATIVE_STOCK,
+            status__in=[str(s) for s in ACTIVE_STATUSES],
+            location__code__in=locations,
+            item__sku__in=skus,
+        ).values_list("key", "location__code", "item__sku")
+        reasons = {key: "superseded by an inventory snapshot" for key, location, sku in superseded if (location, sku) in applier.superseded_positions}
+        if reasons:
+            _resolve_exceptions(reasons)
+    issues = []
+    for shortfall in applier.negative_stock:
+        event, position = shortfall.event, applier.positions[(shortfall.location, shortfall.sku)]
+        source = codes[event.source_id]
+        issues.append(
+            DataQualityIssue(
+                kind=ExceptionType.NEGATIVE_STOCK,
+                key=_exception_key(ExceptionType.NEGATIVE_STOCK, source, event.event_id),
+                message=(
+                    f"Adjustment {source}:{event.event_id} takes {shortfall.sku} at {shortfall.location} below zero: "
+                    f"{_quantity(shortfall.missing)} missing (on hand {_quantity(shortfall.on_hand)}, delta {_quantity(shortfall.delta)}); "
+                    "on-hand set to 0"
+                ),
+                details={
+                    "event": event.pk,
+                    "event_id": event.event_id,
+                    "location": shortfall.location,
+                    "sku": shortfall.sku,
+                    "missing": _quantity(shortfall.missing),
+                    "on_hand": _quantity(shortfall.on_hand),
+                    "delta": _quantity(shortfall.delta),
+                },
+                source=source,
+                severity=Severity.HIGH,
+                item_id=position.item_id,
+                location_id=position.location_id,
+            )
+        )
+    _open_exceptions(issues)
 
 
 def _schedule_runs(skus: set[str]) -> None:
@@ -498,31 +626,43 @@ def _exception_key(kind: str, source: str, event_id: str) -> str:
     return f"{kind}:{source}:{event_id}"
 
 
-def _raise_exceptions(kind: str, events: list[Event], codes: dict[int, str]) -> None:
-    """Open one data-quality exception per event unless an active one exists (bulk)."""
+@dataclass
+class DataQualityIssue:
+    """A data-quality exception ingestion opens (unless one with the same key is active)."""
+
+    kind: str
+    key: str
+    message: str
+    details: dict[str, Any]
+    source: str
+    severity: str = Severity.MEDIUM
+    item_id: int | None = None
+    location_id: int | None = None
+
+
+def _open_exceptions(issues: list[DataQualityIssue]) -> None:
+    """Open one exception per issue whose key has no active exception yet (one read, one bulk write)."""
+    if not issues:
+        return
     now = timezone.now()
-    keys = {_exception_key(kind, codes[e.source_id], e.event_id): e for e in events}
+    by_key = {issue.key: issue for issue in issues}
     active = set(
-        DecisionException.objects.filter(key__in=list(keys), status__in=[str(s) for s in ACTIVE_STATUSES]).values_list("key", flat=True)
+        DecisionException.objects.filter(key__in=list(by_key), status__in=[str(s) for s in ACTIVE_STATUSES]).values_list("key", flat=True)
     )
     rows = []
-    for key, event in keys.items():
+    for key, issue in by_key.items():
         if key in active:
             continue
-        if kind == ExceptionType.EVENT_PARKED:
-            message = f"Event {codes[event.source_id]}:{event.event_id} ({event.type}) is parked: unknown " + ", ".join(event.parked_references)
-        else:
-            message = f"Event {codes[event.source_id]}:{event.event_id} ({event.type}) failed: " + "; ".join(
-                f"{e['field']}: {e['message']}" for e in event.errors
-            )
         row = DecisionException(
-            type=kind,
+            type=issue.kind,
             key=key,
             status=ExceptionStatus.OPEN,
-            severity=Severity.MEDIUM,
-            message=message[:500],
-            details={"event": event.pk, "event_id": event.event_id, "errors": event.errors, "references": event.parked_references},
-            source=codes[event.source_id],
+            severity=issue.severity,
+            message=issue.message[:500],
+            details=issue.details,
+            source=issue.source,
+            item_id=issue.item_id,
+            location_id=issue.location_id,
             raised_at=now,
             updated_at=now,
         )
@@ -530,6 +670,29 @@ def _raise_exceptions(kind: str, events: list[Event], codes: dict[int, str]) -> 
         rows.append(row)
     if rows:
         bulk_create_with_history(rows, DecisionException, batch_size=1000)
+
+
+def _raise_exceptions(kind: str, events: list[Event], codes: dict[int, str]) -> None:
+    """Open one data-quality exception per parked or failed event unless an active one exists (bulk)."""
+    issues = []
+    for event in events:
+        source = codes[event.source_id]
+        if kind == ExceptionType.EVENT_PARKED:
+            message = f"Event {source}:{event.event_id} ({event.type}) is parked: unknown " + ", ".join(event.parked_references)
+        else:
+            message = f"Event {source}:{event.event_id} ({event.type}) failed: " + "; ".join(
+                f"{e['field']}: {e['message']}" for e in event.errors
+            )
+        issues.append(
+            DataQualityIssue(
+                kind=kind,
+                key=_exception_key(kind, source, event.event_id),
+                message=message,
+                details={"event": event.pk, "event_id": event.event_id, "errors": event.errors, "references": event.parked_references},
+                source=source,
+            )
+        )
+    _open_exceptions(issues)
 
 
 def _resolve_exceptions(reasons: dict[str, str]) -> None:

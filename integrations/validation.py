@@ -3,19 +3,110 @@
 ``validate_envelope`` returns the field errors (``{"field": "data.lines[0].quantity",
 "message": "must be >= 0"}``), the parsed ``occurred_at`` and the entity key. It is pure
 Python and fast: ingestion calls it for every event before anything is stored.
+
+Hostile input is refused here, at the edge, so nothing stored can wedge processing later:
+every string anywhere in the event (keys too) is free of NUL characters and unpaired
+surrogates (neither can be stored in PostgreSQL text or encoded as UTF-8); nesting is bounded;
+every timestamp and date lies within ``ALLOT_EVENT_TIME_WINDOW_YEARS`` of now and
+``occurred_at`` at most ``ALLOT_EVENT_MAX_FUTURE_MINUTES`` ahead (a far-future version would make
+every later update stale); codes carry no surrounding spaces; a time zone is a real IANA zone.
 """
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
+import zoneinfo
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from django.conf import settings
+from django.utils import timezone
+
+from config import bounds
 from integrations.choices import EventType
 
 EVENT_TYPES = frozenset(EventType.values)
-TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+TIME_OF_DAY = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+# Nesting allowed inside one envelope (the batch body adds two levels around it).
+MAX_EVENT_DEPTH = 16
+# A bad key is named in the error path, escaped and cut to this length.
+PATH_KEY_CHARS = 64
+
+
+@functools.cache
+def iana_time_zones() -> frozenset[str]:
+    """The IANA zone names this installation knows (``zoneinfo``; the tzdata package)."""
+    return frozenset(zoneinfo.available_timezones())
+
+
+def printable(text: str) -> str:
+    """``text`` with NUL and unpaired surrogates written as ``\\u0000`` escapes: safe to store and echo."""
+    if text.isascii() and "\x00" not in text:
+        return text
+    return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _text_problem(text: str) -> str | None:
+    problem = bounds.text_problem(text)
+    return problem.rstrip(".") if problem else None
+
+
+def hostile_text_errors(raw: Any, *, max_depth: int = MAX_EVENT_DEPTH) -> list[dict[str, str]]:
+    """Errors for every string (value or key, at any depth) holding NUL or an unpaired
+    surrogate, and for nesting deeper than ``max_depth``; iterative, so any depth is safe."""
+    errors: list[dict[str, str]] = []
+    stack: list[tuple[Any, str, int]] = [(raw, "", 0)]
+    while stack:
+        node, path, depth = stack.pop()
+        if isinstance(node, str):
+            problem = _text_problem(node)
+            if problem:
+                errors.append({"field": path, "message": problem})
+        elif isinstance(node, (dict, list)):
+            if depth >= max_depth:
+                errors.append({"field": path, "message": f"must not be nested more than {max_depth} levels deep"})
+                continue
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    name = key if isinstance(key, str) else str(key)
+                    child = f"{path}.{printable(name)[:PATH_KEY_CHARS]}" if path else printable(name)[:PATH_KEY_CHARS]
+                    problem = _text_problem(name)
+                    if problem:
+                        errors.append({"field": child, "message": "name " + problem})
+                    stack.append((value, child, depth + 1))
+            else:
+                stack.extend((value, f"{path}[{index}]", depth + 1) for index, value in enumerate(node))
+    errors.reverse()  # the stack visits the last child first: report in document order
+    return errors
+
+
+@dataclass(frozen=True)
+class TimeWindow:
+    """The instants and dates an event may name: ``earliest``..``latest``, and for
+    ``occurred_at`` no later than ``latest_occurred``."""
+
+    earliest: dt.datetime
+    latest: dt.datetime
+    latest_occurred: dt.datetime
+
+    @classmethod
+    def around(cls, now: dt.datetime | None = None) -> TimeWindow:
+        """The window around ``now`` (default: ``timezone.now()``) from the settings."""
+        now = now or timezone.now()
+        earliest, latest = bounds.datetime_window(now)
+        return cls(earliest, latest, now + dt.timedelta(minutes=settings.ALLOT_EVENT_MAX_FUTURE_MINUTES))
+
+    @property
+    def message(self) -> str:
+        return f"must be between {self.earliest.date().isoformat()} and {self.latest.date().isoformat()}"
+
+    def check(self, value: dt.datetime) -> str | None:
+        return None if self.earliest <= value <= self.latest else self.message
+
+    def check_date(self, value: dt.date) -> str | None:
+        return None if self.earliest.date() <= value <= self.latest.date() else self.message
 
 
 def parse_timestamp(raw: Any) -> dt.datetime | None:
@@ -27,6 +118,10 @@ def parse_timestamp(raw: Any) -> dt.datetime | None:
     except ValueError:
         return None
     if value.tzinfo is None or value.utcoffset() is None:
+        return None
+    try:
+        value.astimezone(dt.UTC)  # 0001-01-01T00:00:00+05:00 has no UTC instant
+    except OverflowError:
         return None
     return value
 
@@ -49,6 +144,7 @@ def to_decimal(raw: Any) -> Decimal:
 class Checker:
     """Collects errors for one event; each helper returns the parsed value or None."""
 
+    window: TimeWindow = field(default_factory=TimeWindow.around)
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def error(self, path: str, message: str) -> None:
@@ -78,6 +174,13 @@ class Checker:
         value = self.text(data, name, prefix, required=required, max_length=64)
         if value is not None and value.strip() != value:
             self.error(f"{prefix}.{name}", "must not start or end with spaces")
+            return None
+        return value
+
+    def time_zone(self, data: dict, name: str, prefix: str) -> str | None:
+        value = self.text(data, name, prefix, required=False, max_length=64)
+        if value is not None and value not in iana_time_zones():
+            self.error(f"{prefix}.{name}", "must be an IANA time zone such as Europe/Berlin")
             return None
         return value
 
@@ -166,6 +269,11 @@ class Checker:
         value = parse_date(raw)
         if value is None:
             self.error(path, "must be an ISO date (YYYY-MM-DD)")
+            return None
+        problem = self.window.check_date(value)
+        if problem:
+            self.error(path, problem)
+            return None
         return value
 
     def timestamp(self, data: dict, name: str, prefix: str, *, required: bool = True) -> dt.datetime | None:
@@ -175,8 +283,25 @@ class Checker:
             return None
         value = parse_timestamp(raw)
         if value is None:
-            self.error(path, "must be an RFC 3339 timestamp with zone")
+            if isinstance(raw, str) and _parses_as_timestamp(raw):
+                self.error(path, self.window.message)
+            else:
+                self.error(path, "must be an RFC 3339 timestamp with zone")
+            return None
+        problem = self.window.check(value)
+        if problem:
+            self.error(path, problem)
+            return None
         return value
+
+
+def _parses_as_timestamp(raw: str) -> bool:
+    """True for a well-formed timestamp that has no UTC instant (year 1 or 9999 at the edge)."""
+    try:
+        value = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return False
+    return value.tzinfo is not None
 
 
 def _location(c: Checker, d: dict, p: str) -> str | None:
@@ -185,9 +310,9 @@ def _location(c: Checker, d: dict, p: str) -> str | None:
     c.code(d, "region", p)
     c.choice(d, "kind", p, ("warehouse", "hub", "store"))
     c.integer(d, "release_capacity_per_day", p, required=False)
-    if d.get("cutoff_time") is not None and not (isinstance(d["cutoff_time"], str) and TIME_OF_DAY.match(d["cutoff_time"])):
+    if d.get("cutoff_time") is not None and not (isinstance(d["cutoff_time"], str) and TIME_OF_DAY.fullmatch(d["cutoff_time"])):
         c.error(f"{p}.cutoff_time", "must be a time HH:MM")
-    c.text(d, "timezone", p, required=False, max_length=64)
+    c.time_zone(d, "timezone", p)
     return code and f"location:{code}"
 
 
@@ -287,6 +412,12 @@ def _order(c: Checker, d: dict, p: str) -> str | None:
     c.date(d, "requested_date", p)
     c.date(d, "promised_date", p, required=False)
     c.boolean(d, "ship_complete", p)
+    c.choice(d, "kind", p, ("order", "quote"), required=False)
+    if d.get("expires_at") is not None:
+        if isinstance(d["expires_at"], str) and len(d["expires_at"]) == 10:
+            c.date(d, "expires_at", p)
+        else:
+            c.timestamp(d, "expires_at", p)
     lines = d.get("lines")
     if not isinstance(lines, list):
         c.error(f"{p}.lines", "is required" if lines is None else "must be a list")
@@ -369,12 +500,20 @@ class EnvelopeCheck:
     entity_key: str | None
 
 
-def validate_envelope(raw: Any, *, default_source: str | None = None) -> EnvelopeCheck:
-    """Check an envelope and its data; ``default_source`` fills a missing ``source``."""
-    c = Checker()
+def validate_envelope(raw: Any, *, default_source: str | None = None, window: TimeWindow | None = None) -> EnvelopeCheck:
+    """Check an envelope and its data; ``default_source`` fills a missing ``source``.
+
+    ``window`` bounds every timestamp and date (default: ``TimeWindow.around()`` now); a batch
+    passes one window so all its events are judged against the same instant.
+    """
+    c = Checker(window=window or TimeWindow.around())
     if not isinstance(raw, dict):
         c.error("", "must be an object")
         return EnvelopeCheck(c.errors, None, None, None, None)
+    hostile = hostile_text_errors(raw)
+    if hostile:
+        # Nothing else is read from an event holding text the database cannot store.
+        return EnvelopeCheck(hostile, None, None, None, None)
     event_id = c.text(raw, "id", "", max_length=200)
     if event_id is None and "id" in raw and raw["id"] is not None:
         event_id = None
@@ -384,13 +523,19 @@ def validate_envelope(raw: Any, *, default_source: str | None = None) -> Envelop
     elif not isinstance(source, str) or not 1 <= len(source) <= 64:
         c.error("source", "must be 1-64 characters")
         source = None
+    elif source.strip() != source:
+        c.error("source", "must not start or end with spaces")
+        source = None
     event_type = raw.get("type")
     if event_type is None:
         c.error("type", "is required")
-    elif event_type not in EVENT_TYPES:
+    elif not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         c.error("type", "must be one of the event types of events-v1")
         event_type = None
     occurred_at = c.timestamp(raw, "occurred_at", "")
+    if occurred_at is not None and occurred_at > c.window.latest_occurred:
+        c.error(".occurred_at", f"must not be more than {settings.ALLOT_EVENT_MAX_FUTURE_MINUTES} minutes in the future")
+        occurred_at = None
     data = raw.get("data")
     entity_key = None
     if data is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import hmac
-import json
 from typing import Any
 
 from django.conf import settings
@@ -19,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from config import roles
+from config.jsonlimits import JSONBodyError, parse_json
 from config.roles import RolePermission
 from integrations.api.serializers import EventSerializer
 from integrations.choices import BatchVia, EventStatus, EventType
@@ -60,9 +60,9 @@ def _read_body(request: HttpRequest) -> tuple[bytes | None, str | None]:
 
 def _parse(body: bytes, *, single_allowed: bool) -> tuple[list | None, str | None]:
     try:
-        payload = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        return None, f"malformed JSON: {error}"
+        payload = parse_json(body)
+    except JSONBodyError as error:
+        return None, error.message
     if isinstance(payload, dict) and "events" in payload:
         events = payload["events"]
         if not isinstance(events, list):
@@ -116,9 +116,16 @@ class EventCollection(GenericAPIView):
 
 
 def _timestamp(raw: str) -> dt.datetime | None:
+    """Unix seconds or an RFC 3339 timestamp; None for anything else, including seconds
+    beyond the datetime range (``99999999999999999999``) and non-ASCII digits."""
     raw = raw.strip()
-    if raw.isdigit():
-        return dt.datetime.fromtimestamp(int(raw), tz=dt.timezone.utc)
+    if raw.isascii() and raw.isdigit():
+        if len(raw) > 12:  # more than 30,000 years of seconds: not a timestamp
+            return None
+        try:
+            return dt.datetime.fromtimestamp(int(raw), tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
     return parse_timestamp(raw)
 
 

@@ -288,7 +288,9 @@ def test_shipment_confirmed_consumes_allocation_and_on_hand(master):
     assert position("DC-EAST", "VALVE-10").on_hand == Decimal("90")
 
 
-def test_adjustment_below_zero_fails_alone_with_an_exception_and_can_be_retried(master, integration):
+def test_adjustment_below_zero_clamps_on_hand_at_zero_and_applies_beside_the_others(master):
+    # events-v1.md: a delta taking on-hand below zero sets it to zero (negative_stock is raised;
+    # tests/integrations/test_hostile_events.py covers the exception and the next snapshot).
     ingest_and_apply([envelope("w-1", "inventory.snapshot", {"location": "DC-EAST", "sku": "VALVE-10", "on_hand": "5", "as_of": "2026-05-31T17:00:00Z"}, source="wms")])
 
     _, summary = ingest_and_apply(
@@ -298,22 +300,43 @@ def test_adjustment_below_zero_fails_alone_with_an_exception_and_can_be_retried(
         ]
     )
 
-    failed = Event.objects.get(event_id="w-2")
-    assert (summary.applied, summary.failed, failed.status) == (1, 1, "failed")
-    assert failed.errors == [{"field": "data.delta", "message": "would take on-hand of VALVE-10 at DC-EAST below zero (5.000 -8)"}]
-    assert position("DC-EAST", "VALVE-10").on_hand == Decimal("5")
+    assert (summary.applied, summary.failed, Event.objects.get(event_id="w-2").status) == (2, 0, "applied")
+    assert position("DC-EAST", "VALVE-10").on_hand == Decimal("0")
     assert position("DC-WEST", "VALVE-10").on_hand == Decimal("7")
-    assert DecisionException.objects.get(key="event_failed:wms:w-2").status == "open"
 
-    # Stock arrives, the integration admin retries: the adjustment now applies.
-    ingest_and_apply([envelope("w-4", "inventory.snapshot", {"location": "DC-EAST", "sku": "VALVE-10", "on_hand": "20", "as_of": "2026-06-01T07:00:00Z"}, source="wms")])
+
+def test_shipment_of_an_unknown_line_fails_alone_with_an_exception_and_can_be_retried(master, integration):
+    ingest_and_apply(
+        [
+            envelope("w-1", "inventory.snapshot", {"location": "DC-EAST", "sku": "VALVE-10", "on_hand": "20", "as_of": "2026-05-31T17:00:00Z"}, source="wms"),
+            order_event("o-1", "SO-1", [line(1)]),
+        ]
+    )
+    shipment = {"order": "SO-1", "line": 2, "location": "DC-EAST", "quantity": "4", "shipped_at": "2026-06-01T09:00:00Z"}
+
+    _, summary = ingest_and_apply(
+        [
+            envelope("s-1", "shipment.confirmed", shipment, source="wms", occurred_at="2026-06-01T09:00:00Z"),
+            envelope("w-3", "inventory.snapshot", {"location": "DC-WEST", "sku": "VALVE-10", "on_hand": "7", "as_of": "2026-06-01T08:00:00Z"}, source="wms"),
+        ]
+    )
+
+    failed = Event.objects.get(event_id="s-1")
+    assert (summary.applied, summary.failed, failed.status) == (1, 1, "failed")
+    assert failed.errors == [{"field": "data.line", "message": "order SO-1 has no line 2"}]
+    assert position("DC-EAST", "VALVE-10").on_hand == Decimal("20")
+    assert position("DC-WEST", "VALVE-10").on_hand == Decimal("7")
+    assert DecisionException.objects.get(key="event_failed:wms:s-1").status == "open"
+
+    # The order gains line 2, the integration admin retries: the shipment now applies.
+    ingest_and_apply([order_event("o-2", "SO-1", [line(1), line(2)], occurred_at="2026-06-01T08:30:00Z")])
     retry_event(failed.pk, actor=integration)
     process_pending()
 
     failed.refresh_from_db()
     assert (failed.status, failed.errors, failed.retried_by) == ("applied", [], integration)
-    assert position("DC-EAST", "VALVE-10").on_hand == Decimal("12")
-    assert DecisionException.objects.get(key="event_failed:wms:w-2").status == "resolved"
+    assert position("DC-EAST", "VALVE-10").on_hand == Decimal("16")
+    assert DecisionException.objects.get(key="event_failed:wms:s-1").status == "resolved"
 
 
 def test_retry_refuses_an_applied_event(master, integration):
