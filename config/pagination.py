@@ -155,7 +155,7 @@ def decode_cursor(columns: Sequence[Column], cursor: str) -> tuple[str, list[Any
     if not isinstance(values, list) or len(values) != len(columns):
         raise InvalidCursor("not a cursor")
     decoded = []
-    for column, value in zip(columns, values):
+    for column, value in zip(columns, values, strict=True):
         if value is None:
             if not column.nullable:
                 raise InvalidCursor("not a cursor")
@@ -179,7 +179,7 @@ def _checked(field: Field, value: Any) -> Any:
     try:
         python = field.to_python(value)
         if isinstance(python, dt.datetime) and python.tzinfo is not None:
-            python.astimezone(dt.timezone.utc)
+            python.astimezone(dt.UTC)
     except (ValidationError, ValueError, TypeError, OverflowError) as error:
         raise InvalidCursor("not a cursor") from error
     if isinstance(python, int) and not isinstance(python, bool) and abs(python) >= 2**63:
@@ -211,7 +211,7 @@ def keyset_filter(columns: Sequence[Column], values: Sequence[Any], reverse: boo
     scanned as a range."""
     branches = Q(pk__in=[])
     prefix = Q()
-    for column, value in zip(columns, values):
+    for column, value in zip(columns, values, strict=True):
         beyond = _beyond(column, value, reverse)
         if beyond is not None:
             branches |= prefix & beyond

@@ -20,7 +20,16 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from allocation.choices import AllocationState, LineStatus
-from allocation.models import Allocation, Customer, InventoryPosition, Item, Location, Order, OrderLine, Supply
+from allocation.models import (
+    Allocation,
+    Customer,
+    InventoryPosition,
+    Item,
+    Location,
+    Order,
+    OrderLine,
+    Supply,
+)
 from config.pagination import InvalidCursor, encode_cursor, keyset_columns, keyset_page
 from integrations.models import Event, Source
 

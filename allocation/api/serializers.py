@@ -4,7 +4,17 @@ from __future__ import annotations
 from django.core.exceptions import ObjectDoesNotExist
 from rest_framework import serializers
 
-from allocation.models import Allocation, Customer, InventoryPosition, Item, ItemSubstitute, Location, Order, OrderLine, Supply
+from allocation.models import (
+    Allocation,
+    Customer,
+    InventoryPosition,
+    Item,
+    ItemSubstitute,
+    Location,
+    Order,
+    OrderLine,
+    Supply,
+)
 
 QUANTITY = {"max_digits": 18, "decimal_places": 3, "read_only": True}
 
