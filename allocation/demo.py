@@ -478,21 +478,29 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
     """Create (or reset) one known user per role plus an ``admin`` superuser; idempotent.
 
     Every demo user gets the password ``allot-demo`` and exactly its demo role. Returns the
-    users and the API token key of the ``integration`` user (created on first call, then kept).
+    users and the API token key of the ``integration`` user (created on first call, then kept
+    until it expires: ``ALLOT_TOKEN_TTL_DAYS``). A password already the demo one is left as is,
+    since changing a password revokes the user's tokens.
     """
     from django.contrib.auth.models import Group, User
     from django.db import transaction
     from rest_framework.authtoken.models import Token
+
+    from config.auth import token_expired
 
     rows = []
     with transaction.atomic():
         for username, role in DEMO_USERS:
             user, created = User.objects.get_or_create(username=username)
             user.is_staff = user.is_superuser = role is None
-            user.set_password(DEMO_PASSWORD)
+            if created or not user.check_password(DEMO_PASSWORD):
+                user.set_password(DEMO_PASSWORD)  # a password change revokes the user's tokens
             user.save()
             if role is not None:
                 user.groups.set([Group.objects.get_or_create(name=role)[0]])
             rows.append(DemoUser(username, DEMO_PASSWORD, role or "superuser", created))
         token, _ = Token.objects.get_or_create(user=User.objects.get(username="integration"))
+        if token_expired(token):
+            token.delete()
+            token = Token.objects.create(user=token.user)
     return rows, token.key

@@ -64,14 +64,31 @@ def env_date(name: str) -> dt.date | None:
 DEBUG = env_bool("DEBUG", False)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
-    if not DEBUG and os.environ.get("ALLOT_REQUIRE_SECRET_KEY") == "true":
-        raise ImproperlyConfigured("SECRET_KEY must be set in production")
-    # Embedded default only: a per-checkout key, never used in production.
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set in production (ALLOT_ENV=production, or DATABASE_URL set "
+            "with DEBUG off): generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+        )
+    # Development and tests only: a per-checkout key, never used in production.
     SECRET_KEY = "embedded-insecure-" + str(BASE_DIR)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
+# Where this instance runs. "production": SECRET_KEY required, HTTPS only (SSL redirect, HSTS,
+# secure cookies). "development" and "test": none of that. Unset: production when DATABASE_URL
+# names a server database (not SQLite) and DEBUG is off; test under pytest (which sets
+# PYTEST_VERSION); development otherwise (the embedded default, `dev.py serve`).
+_SERVER_DATABASE = not env_str("DATABASE_URL", "sqlite://").startswith("sqlite")
+ALLOT_ENV = env_str(
+    "ALLOT_ENV",
+    "test" if os.environ.get("PYTEST_VERSION")
+    else "production" if _SERVER_DATABASE and not DEBUG
+    else "development",
+)
+if ALLOT_ENV not in {"production", "development", "test"}:
+    raise ImproperlyConfigured(f"ALLOT_ENV must be production, development or test, got {ALLOT_ENV!r}")
+PRODUCTION = ALLOT_ENV == "production"
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -81,6 +98,18 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "rest_framework",
+# HTTPS in production (`manage.py check --deploy` is clean). Behind a proxy that terminates TLS,
+# set SECURE_PROXY_SSL_HEADER to the header it sets to "https" (e.g. X-Forwarded-Proto) — only
+# when the proxy always sets or strips it, since a client could otherwise claim HTTPS.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = PRODUCTION
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 365 * 24 * 3600 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", PRODUCTION)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", PRODUCTION)
+_PROXY_SSL_HEADER = env_str("SECURE_PROXY_SSL_HEADER", "")
+if _PROXY_SSL_HEADER:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
+
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
@@ -98,6 +127,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "axes",
+    "config.apps.AllotConfig",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -115,6 +146,8 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
+    # Last: turns a login refused for lockout into the login page with the lockout message.
+    "axes.middleware.AxesMiddleware",
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -155,7 +188,15 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 STATIC_ROOT = BASE_DIR / "staticfiles"
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The login throttle (django-axes) checks every login first; the model backend then authenticates.
+AUTHENTICATION_BACKENDS = [
+    "config.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -171,7 +212,7 @@ LOGOUT_REDIRECT_URL = "login"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "config.auth.ExpiringTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -179,13 +220,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": [
         "config.jsonlimits.LimitedJSONParser",
         "rest_framework.parsers.FormParser",
+# Login throttle (django-axes): ALLOT_LOGIN_FAILURE_LIMIT failed logins for one username from
+# one address lock that pair out for ALLOT_LOGIN_LOCKOUT_MINUTES, even with the right password.
+# Every failure and the lockout are recorded (admin: Axes > Access attempts / failures).
+AXES_FAILURE_LIMIT = env_int("ALLOT_LOGIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = dt.timedelta(minutes=env_int("ALLOT_LOGIN_LOCKOUT_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
+AXES_LOCKOUT_CALLABLE = "config.auth.lockout_response"
+AXES_VERBOSE = False
+# API tokens older than this many days are refused; a password change deletes the user's tokens.
+ALLOT_TOKEN_TTL_DAYS = env_int("ALLOT_TOKEN_TTL_DAYS", 90)
+
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.KeysetPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["config.auth.SharedUserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"user": env_str("API_THROTTLE_USER", "6000/min")},
 }
 SPECTACULAR_SETTINGS = {
@@ -206,10 +261,28 @@ CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+    # Schema generation warnings are not deployment settings: `check --deploy` stays about those
+    # (the schema is checked by its own tests); `manage.py spectacular --validate` shows them.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "activate-scheduled-policies": {
+# The API throttle counts live in the default cache: Redis (shared by every process and server)
+# when CACHE_URL or REDIS_URL is set, else process memory (the single-process embedded default).
+CACHE_URL = env_str("CACHE_URL", REDIS_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "allot",
+            # Never hold a request up for a Redis outage: the throttle then lets requests through.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
         "task": "policies.tasks.activate_due_policy_versions_task",
         "schedule": 60.0,
     },
@@ -230,8 +303,10 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).
 ALLOT_BUSINESS_DATE = env_date("ALLOT_BUSINESS_DATE")
-# Register unknown event sources on first use (embedded default) or require them (production).
-ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", True)
+# Register unknown event sources on first use: only in the embedded default (no server
+# database; test runs behave like it) and only for trusted callers (the ingest and demo
+# commands). Elsewhere sources are registered first. API tokens never create sources.
+ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", not _SERVER_DATABASE or ALLOT_ENV == "test")
 ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 # Where outbound messages (the outbox) are POSTed as JSON. Unset = they wait, pending.
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")

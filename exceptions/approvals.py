@@ -3,7 +3,9 @@
 A subject's app registers a handler per ``kind`` with ``register``: ``on_approved`` executes
 the action, ``on_rejected`` undoes the waiting state. Deciding locks the request row, checks
 it is still pending and that the decider is not the requester and holds ``approver``, then
-calls the handler in the same transaction, so a request executes at most once.
+calls the handler in the same transaction, so a request executes at most once. A kind may
+also name the subject's authors (``authors``): they cannot decide either, so a policy admin who
+is also an approver cannot approve a draft they wrote even when a colleague submitted it.
 """
 from __future__ import annotations
 
@@ -25,14 +27,23 @@ from exceptions.models import ApprovalRequest
 class ApprovalHandler:
     on_approved: Callable[[ApprovalRequest, Any], None]
     on_rejected: Callable[[ApprovalRequest, Any], None]
+    authors: Callable[[ApprovalRequest], set[int]] | None = None
 
 
 _HANDLERS: dict[str, ApprovalHandler] = {}
 
 
-def register(kind: str, *, on_approved: Callable, on_rejected: Callable) -> None:
-    """Register what happens when a request of ``kind`` is approved or rejected."""
-    _HANDLERS[kind] = ApprovalHandler(on_approved=on_approved, on_rejected=on_rejected)
+def register(kind: str, *, on_approved: Callable, on_rejected: Callable, authors: Callable | None = None) -> None:
+    """Register what happens when a request of ``kind`` is approved or rejected, and optionally
+    who authored its subject (``authors(approval) -> user ids``), who may not decide it."""
+    _HANDLERS[kind] = ApprovalHandler(on_approved=on_approved, on_rejected=on_rejected, authors=authors)
+
+
+def authors_of(approval: ApprovalRequest) -> set[int]:
+    """The requester and, when the kind names them, the subject's authors: none may decide."""
+    handler = _HANDLERS.get(approval.kind)
+    authored = handler.authors(approval) if handler is not None and handler.authors is not None else set()
+    return {approval.requested_by_id, *authored}
 
 
 def request_approval(*, kind: str, subject: Any, actor: Any, note: str = "", payload: dict | None = None) -> ApprovalRequest:
@@ -62,6 +73,7 @@ def can_decide(approval: ApprovalRequest, user: Any) -> bool:
         approval.status == ApprovalStatus.PENDING
         and approval.requested_by_id != user.pk
         and roles.has_role(user, {roles.APPROVER})
+        and user.pk not in authors_of(approval)
     )
 
 
@@ -72,6 +84,8 @@ def _decide(approval_id: int, *, actor: Any, reason: str, approve: bool) -> Appr
             raise ApprovalNotPending(f"This request is already {approval.status}.", status=approval.status)
         if approval.requested_by_id == actor.pk:
             raise SelfApprovalRefused("You cannot decide a request you made yourself.")
+        if actor.pk in authors_of(approval):
+            raise SelfApprovalRefused("You cannot decide a change you authored (four-eyes): another approver must.")
         if not roles.has_role(actor, {roles.APPROVER}):
             raise ApprovalNotAllowed("Only an approver can decide this request.")
         if not approve and not reason.strip():

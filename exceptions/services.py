@@ -182,8 +182,24 @@ def _required_text(value: str | None, name: str, label: str) -> str:
 # --------------------------------------------------------------------------- claim, release, assign
 
 
-def claim(exception_id: int, *, actor: Any, expected_version: int) -> ActionResult:
-    """Take an open exception: it becomes claimed by the actor."""
+def _held_by_other(exception: DecisionException, actor: Any) -> bool:
+    return exception.status == ExceptionStatus.CLAIMED and exception.assignee_id is not None and exception.assignee_id != actor.pk
+
+
+def _refuse_unless_holder(exception: DecisionException, actor: Any, action: str) -> None:
+    """A colleague's claim is theirs: only they may release or reassign it; anyone else takes
+    it over first (``claim`` with ``take_over``), which is recorded."""
+    if _held_by_other(exception, actor):
+        raise ActionNotAllowed(
+            f"{exception.assignee.get_username()} holds this claim: only they can {action} it. "
+            "Take it over first (confirm the take-over) if you must.",
+            field="assignee",
+        )
+
+
+def claim(exception_id: int, *, actor: Any, expected_version: int, take_over: bool = False) -> ActionResult:
+    """Take an open exception: it becomes claimed by the actor. A colleague's claim is taken
+    over only with ``take_over`` (the confirmed take-over), recorded with whose claim it was."""
     _check_actor(actor)
     now = timezone.now()
     with transaction.atomic():
@@ -191,12 +207,21 @@ def claim(exception_id: int, *, actor: Any, expected_version: int) -> ActionResu
         _require_active(exception)
         if exception.status == ExceptionStatus.AWAITING_APPROVAL:
             raise InvalidAction("This exception is waiting for an approver.", field="status")
+        reason, message = f"claimed by {actor.get_username()}", "Claimed."
         if exception.status == ExceptionStatus.CLAIMED:
-            raise InvalidAction(f"Already claimed by {exception.assignee.get_username()}.", field="assignee")
+            if not _held_by_other(exception, actor):
+                raise InvalidAction("You have already claimed this exception.", field="assignee")
+            if not take_over:
+                raise InvalidAction(
+                    f"Already claimed by {exception.assignee.get_username()}; confirm the take-over to take it from them.",
+                    field="take_over",
+                )
+            previous = exception.assignee.get_username()
+            reason, message = f"taken over by {actor.get_username()} from {previous}", f"Taken over from {previous}."
         exception.status = ExceptionStatus.CLAIMED
         exception.assignee = actor
-        _save(exception, actor=actor, reason=f"claimed by {actor.get_username()}", now=now)
-    return ActionResult(exception, "Claimed.")
+        _save(exception, actor=actor, reason=reason, now=now)
+    return ActionResult(exception, message)
 
 
 def release(exception_id: int, *, actor: Any, expected_version: int) -> ActionResult:
@@ -207,6 +232,7 @@ def release(exception_id: int, *, actor: Any, expected_version: int) -> ActionRe
         exception = _lock(exception_id, expected_version)
         if exception.status != ExceptionStatus.CLAIMED:
             raise InvalidAction("Only a claimed exception can be released.", field="status")
+        _refuse_unless_holder(exception, actor, "release")
         exception.status = ExceptionStatus.OPEN
         exception.assignee = None
         _save(exception, actor=actor, reason="claim released", now=now)
@@ -214,7 +240,8 @@ def release(exception_id: int, *, actor: Any, expected_version: int) -> ActionRe
 
 
 def assign(exception_id: int, *, actor: Any, expected_version: int, assignee: Any) -> ActionResult:
-    """Give an exception to a planner or customer service person (it becomes claimed by them)."""
+    """Give an exception to a planner or customer service person (it becomes claimed by them).
+    An open exception, or one the actor holds: a colleague's claim is refused (take it over first)."""
     _check_actor(actor)
     if assignee is None or not roles.has_role(assignee, ACTOR_ROLES) or not assignee.is_active:
         raise InvalidAction("The assignee must be an active planner or customer service user.", field="assignee")
@@ -224,6 +251,7 @@ def assign(exception_id: int, *, actor: Any, expected_version: int, assignee: An
         _require_active(exception)
         if exception.status == ExceptionStatus.AWAITING_APPROVAL:
             raise InvalidAction("This exception is waiting for an approver.", field="status")
+        _refuse_unless_holder(exception, actor, "reassign")
         exception.status = ExceptionStatus.CLAIMED
         exception.assignee = assignee
         _save(exception, actor=actor, reason=f"assigned to {assignee.get_username()}", now=now)
@@ -604,13 +632,16 @@ def bulk_claim(selection: Mapping[int, int], *, actor: Any) -> BulkResult:
 
 
 def bulk_assign(selection: Mapping[int, int], *, actor: Any, assignee: Any) -> BulkResult:
-    """Assign every selected active exception not waiting for approval to ``assignee``."""
+    """Assign every selected exception that is open or claimed by the actor to ``assignee``
+    (a colleague's claim is skipped: only a confirmed take-over moves it)."""
     if assignee is None or not roles.has_role(assignee, ACTOR_ROLES) or not assignee.is_active:
         raise InvalidAction("The assignee must be an active planner or customer service user.", field="assignee")
 
     def apply(row: DecisionException, now: dt.datetime) -> str:
         if row.status not in (ExceptionStatus.OPEN, ExceptionStatus.CLAIMED):
             return f"is {row.status}"
+        if _held_by_other(row, actor):
+            return f"claimed by {row.assignee.get_username()}"
         row.status = ExceptionStatus.CLAIMED
         row.assignee = assignee
         return ""
@@ -739,7 +770,7 @@ def perform(action: str, exception_id: int, data: Mapping[str, Any], *, actor: A
     """
     common = {"actor": actor, "expected_version": data["version"]}
     if action == ExceptionAction.CLAIM:
-        return claim(exception_id, **common)
+        return claim(exception_id, take_over=bool(data.get("take_over")), **common)
     if action == ExceptionAction.RELEASE:
         return release(exception_id, **common)
     if action == ExceptionAction.ASSIGN:

@@ -28,7 +28,8 @@ STALE_FEED_MINUTES = 60
 
 
 class Source(models.Model):
-    """A system that sends events (ERP, WMS...): its code, webhook secret and feed freshness."""
+    """A system that sends events (ERP, WMS...): its code, webhook secret, feed freshness and the
+    integration users bound to it."""
 
     code = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -36,6 +37,12 @@ class Source(models.Model):
     secret = models.CharField(max_length=128, help_text="Shared secret for webhook HMAC signatures.")
     last_event_at = models.DateTimeField(null=True, blank=True, help_text="When an event from this source was last accepted.")
     created_at = models.DateTimeField(default=timezone.now)
+    # The integration users whose API tokens may write this source's events (webhooks are bound
+    # by the secret instead). A token writes only for its sources and never creates one.
+    integration_users = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="bound_sources",
+        help_text="Integration users whose API tokens may post events for this source.",
+    )
     history = HistoricalRecords(excluded_fields=["last_event_at"])
 
     class Meta:

@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -119,20 +119,35 @@ def _guess_kind(code: str) -> str:
     return SourceKind.OTHER
 
 
-def register_source(*, code: str, actor: Any = None, name: str = "", kind: str | None = None) -> Source:
-    """Register an event source with a fresh webhook secret (or return the existing one)."""
+def register_source(
+    *, code: str, actor: Any = None, name: str = "", kind: str | None = None, integration_users: Iterable[Any] = ()
+) -> Source:
+    """Register an event source with a fresh webhook secret (or return the existing one), and
+    bind ``integration_users`` to it: their API tokens may then post its events."""
     with transaction.atomic():
         source = Source.objects.filter(code=code).first()
-        if source is not None:
-            return source
-        source = Source(code=code, name=name or code, kind=kind or _guess_kind(code), secret=secrets.token_hex(32))
-        source._change_reason = "registered"  # type: ignore[attr-defined]
-        source._history_user = actor  # type: ignore[attr-defined]
-        source.save()
+        if source is None:
+            source = Source(code=code, name=name or code, kind=kind or _guess_kind(code), secret=secrets.token_hex(32))
+            source._change_reason = "registered"  # type: ignore[attr-defined]
+            source._history_user = actor  # type: ignore[attr-defined]
+            source.save()
+        if integration_users:
+            source.integration_users.add(*integration_users)
         return source
 
 
+def sources_bound_to(user: Any) -> set[str] | None:
+    """The codes of the sources a token user may post events for; None (any source) for
+    superusers. Everyone else is limited to the sources bound to them (``register_source``)."""
+    if getattr(user, "is_superuser", False):
+        return None
+    return set(Source.objects.filter(integration_users=user).values_list("code", flat=True))
+
+
 def _resolve_sources(codes: set[str], actor: Any) -> dict[str, Source]:
+    """The registered sources among ``codes``; unknown ones are registered on first use only
+    with ``ALLOT_AUTO_REGISTER_SOURCES`` (the embedded default). A token's codes never get here
+    unless bound to it, so a token never creates a source."""
     sources = {s.code: s for s in Source.objects.filter(code__in=codes)}
     if settings.ALLOT_AUTO_REGISTER_SOURCES:
         for code in sorted(codes - set(sources)):
@@ -140,14 +155,18 @@ def _resolve_sources(codes: set[str], actor: Any) -> dict[str, Source]:
     return sources
 
 
-def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hint: str | None = None) -> IngestResult:
+def ingest(
+    events: list[dict], *, actor: Any = None, via: str = "api", source_hint: str | None = None,
+    allowed_sources: set[str] | None = None,
+) -> IngestResult:
     """Validate and durably store a batch of canonical events; schedule their processing.
 
     Returns one ``{"id", "status", "errors"}`` per event, in order: ``accepted`` (stored,
     pending), ``duplicate`` (same source and id already stored; a differing body is recorded
     as a ``DuplicateDelivery``) or ``rejected`` (invalid: never stored as an event, never
     applied, kept on the batch). ``source_hint`` fills a missing ``source``; for webhooks it
-    is binding and an event naming another source is rejected. Raises ``BatchRejected`` when
+    is binding and an event naming another source is rejected. ``allowed_sources`` (API tokens:
+    ``sources_bound_to``) rejects an event for any other source, naming ``source``. Raises ``BatchRejected`` when
     the batch itself is unacceptable (not a list, too many events); nothing is stored then.
     """
     if not isinstance(events, list):
@@ -163,6 +182,10 @@ def ingest(events: list[dict], *, actor: Any = None, via: str = "api", source_hi
         for check in checks:
             if check.source is not None and check.source != source_hint:
                 check.errors.append({"field": "source", "message": f"must be {source_hint}, the source of this webhook"})
+    if allowed_sources is not None:
+        for check in checks:
+            if check.source is not None and check.source not in allowed_sources:
+                check.errors.append({"field": "source", "message": "is not a source this token is bound to"})
     results: list[dict[str, Any]] = [
         {"id": _echoed_id(raw), "status": IngestStatus.ACCEPTED.value, "errors": check.errors}
         for raw, check in zip(events, checks, strict=True)

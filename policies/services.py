@@ -32,6 +32,7 @@ from policies.models import PolicyRule, PolicyVersion, Protection, Quota
 from policies.selectors import export_document
 
 SECTIONS = {"rules": PolicyRule, "protections": Protection, "quotas": Quota}
+DETAILS_CHANGED = "draft details changed"
 
 
 def _reason(text: str) -> str:
@@ -151,7 +152,7 @@ def update_version(version: PolicyVersion, *, actor: Any, name: str, effective_f
         document["name"] = name
         _validate(document)
         locked.name, locked.effective_from, locked.note = name, effective_from, note
-        _save(locked, actor=actor, reason="draft details changed")
+        _save(locked, actor=actor, reason=DETAILS_CHANGED)
         return locked
 
 
@@ -320,7 +321,8 @@ def pending_approval_of(version: PolicyVersion) -> ApprovalRequest | None:
 
 
 def approve(version: PolicyVersion, *, actor: Any, reason: str = "") -> PolicyVersion:
-    """Approve a submitted version through exceptions.approvals (a different approver).
+    """Approve a submitted version through exceptions.approvals: an approver who neither
+    submitted it nor wrote any of it (``authors``), else ``SelfApprovalRefused``.
 
     Effective now or earlier: activated at once, retiring the active version. Effective later:
     stays ``pending_approval`` with ``approved_at`` set until the beat task activates it.
@@ -415,9 +417,33 @@ def _on_rejected(approval: ApprovalRequest, subject: Any) -> None:
     _save(locked, actor=approval.decided_by, reason=f"rejected: {approval.decision_reason}")
 
 
+def authors(version: PolicyVersion) -> set[int]:
+    """Who wrote the version (four-eyes: none of them may decide its approval): its creator,
+    whoever changed its details, and whoever added, changed or deleted a rule, protection or
+    quota of it (from their history)."""
+    written = {version.created_by_id} if version.created_by_id else set()
+    written |= set(
+        version.history.filter(history_change_reason=DETAILS_CHANGED, history_user__isnull=False)
+        .values_list("history_user_id", flat=True)
+    )
+    for model in SECTIONS.values():
+        written |= set(
+            model.history.filter(version_id=version.pk, history_user__isnull=False)
+            .values_list("history_user_id", flat=True)
+            .distinct()
+        )
+    return written
+
+
+def _approval_authors(approval: ApprovalRequest) -> set[int]:
+    version = PolicyVersion.objects.filter(pk=approval.subject_id).first()
+    return authors(version) if version is not None else set()
+
+
 def register_approval_handlers() -> None:
-    """Called from PoliciesConfig.ready: policy activation approvals run the handlers above."""
-    approvals.register(POLICY_ACTIVATION, on_approved=_on_approved, on_rejected=_on_rejected)
+    """Called from PoliciesConfig.ready: policy activation approvals run the handlers above;
+    the version's authors may not decide them."""
+    approvals.register(POLICY_ACTIVATION, on_approved=_on_approved, on_rejected=_on_rejected, authors=_approval_authors)
 
 
 def activate_due_versions(*, now: dt.datetime | None = None) -> list[PolicyVersion]:

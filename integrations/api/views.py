@@ -24,7 +24,7 @@ from integrations.api.serializers import EventSerializer
 from integrations.choices import BatchVia, EventStatus, EventType
 from integrations.errors import BatchRejected
 from integrations.models import Event, Source
-from integrations.services import ingest
+from integrations.services import ingest, sources_bound_to
 from integrations.validation import parse_timestamp
 
 EVENT_READERS = {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}
@@ -87,7 +87,8 @@ def _accepted_body(result: Any) -> dict:
 
 class EventCollection(GenericAPIView):
     """``GET``: stored events with their status (integration, planner, finance).
-    ``POST``: a batch ``{"events": [...]}`` (integration) answered ``202`` with one result per event."""
+    ``POST``: a batch ``{"events": [...]}`` (integration) answered ``202`` with one result per event;
+    a token writes only for the sources bound to its user (any other is rejected naming ``source``)."""
 
     permission_classes = [RolePermission]
     required_roles = {"GET": EVENT_READERS, "POST": {roles.INTEGRATION}}
@@ -109,7 +110,7 @@ class EventCollection(GenericAPIView):
         if error is not None:
             return Response({"detail": error}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            result = ingest(events, actor=request.user, via=BatchVia.API)
+            result = ingest(events, actor=request.user, via=BatchVia.API, allowed_sources=sources_bound_to(request.user))
         except BatchRejected as rejected:
             return Response({"detail": rejected.message}, status=status.HTTP_400_BAD_REQUEST)
         return Response(_accepted_body(result), status=status.HTTP_202_ACCEPTED)
@@ -136,10 +137,13 @@ def _unauthorized(message: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, source: str) -> JsonResponse:
-    """One event or a batch from ``source``, authenticated by an HMAC-SHA256 signature of the raw body.
+    """One event or a batch from ``source``, authenticated by an HMAC-SHA256 signature that
+    covers the timestamp and the raw body, so a captured request cannot be replayed later under
+    a fresh timestamp.
 
-    ``X-Allot-Signature: sha256=<hex>`` with the source's secret and ``X-Allot-Timestamp``
-    (unix seconds or RFC 3339, at most ``ALLOT_WEBHOOK_MAX_AGE_SECONDS`` old): otherwise 401.
+    ``X-Allot-Timestamp``: unix seconds or RFC 3339, at most ``ALLOT_WEBHOOK_MAX_AGE_SECONDS``
+    off. ``X-Allot-Signature: sha256=<hex>`` where hex is
+    ``HMAC-SHA256(source secret, "<X-Allot-Timestamp value>." + raw body)``. Otherwise 401.
     """
     body, error = _read_body(request)
     if error is not None:
@@ -148,13 +152,20 @@ def webhook(request: HttpRequest, source: str) -> JsonResponse:
     signature = request.headers.get("X-Allot-Signature", "")
     if registered is None or not signature.startswith("sha256="):
         return _unauthorized("missing or invalid signature")
-    expected = hmac.new(registered.secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, signature.removeprefix("sha256=").strip().lower()):
+    expected = webhook_signature(registered.secret, stamp, body).encode()
+    if not hmac.compare_digest(expected, signature.strip().lower().encode("utf-8", "replace")):
         return _unauthorized("missing or invalid signature")
-    sent_at = _timestamp(request.headers.get("X-Allot-Timestamp", ""))
+    sent_at = _timestamp(stamp)
     if sent_at is None:
         return _unauthorized("X-Allot-Timestamp is missing or not a timestamp")
     age = (timezone.now() - sent_at).total_seconds()
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Allot-Signature`` value for a webhook call: ``sha256=`` and the hex HMAC-SHA256,
+    keyed by the source's secret, of the timestamp header value, a dot, then the raw body."""
+    message = timestamp.encode("utf-8", "replace") + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
     if abs(age) > settings.ALLOT_WEBHOOK_MAX_AGE_SECONDS:
         return _unauthorized(f"X-Allot-Timestamp is more than {settings.ALLOT_WEBHOOK_MAX_AGE_SECONDS} seconds off")
     events, error = _parse(body, single_allowed=True)
@@ -165,3 +176,4 @@ def webhook(request: HttpRequest, source: str) -> JsonResponse:
     except BatchRejected as rejected:
         return JsonResponse({"detail": rejected.message}, status=400)
     return JsonResponse(_accepted_body(result), status=202)
+    stamp = request.headers.get("X-Allot-Timestamp", "")

@@ -156,15 +156,20 @@ def wms_source(db):
     return register_source(code="wms")
 
 
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """What a sender computes: HMAC-SHA256 over the timestamp header value, a dot and the body."""
+    return "sha256=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+
+
 def signed_post(client: APIClient, source: Source, payload, *, secret: str | None = None, timestamp: str | None = None):
     body = json.dumps(payload).encode()
-    signature = hmac.new((secret or source.secret).encode(), body, hashlib.sha256).hexdigest()
+    timestamp = timestamp if timestamp is not None else str(int(time.time()))
     return client.post(
         f"/api/v1/webhooks/{source.code}",
         data=body,
         content_type="application/json",
-        HTTP_X_ALLOT_SIGNATURE=f"sha256={signature}",
-        HTTP_X_ALLOT_TIMESTAMP=timestamp if timestamp is not None else str(int(time.time())),
+        HTTP_X_ALLOT_SIGNATURE=sign(secret or source.secret, timestamp, body),
+        HTTP_X_ALLOT_TIMESTAMP=timestamp,
     )
 
 
@@ -222,9 +227,9 @@ def test_webhook_for_unknown_source_is_401(db):
 
 def test_webhook_with_malformed_json_is_400(wms_source):
     body = b"{not json"
-    signature = hmac.new(wms_source.secret.encode(), body, hashlib.sha256).hexdigest()
+    timestamp = str(int(time.time()))
     response = APIClient().post(
-        "/api/v1/webhooks/wms", data=body, content_type="application/json", HTTP_X_ALLOT_SIGNATURE=f"sha256={signature}", HTTP_X_ALLOT_TIMESTAMP=str(int(time.time()))
+        "/api/v1/webhooks/wms", data=body, content_type="application/json", HTTP_X_ALLOT_SIGNATURE=sign(wms_source.secret, timestamp, body), HTTP_X_ALLOT_TIMESTAMP=timestamp
     )
     assert response.status_code == 400
     assert nothing_stored()

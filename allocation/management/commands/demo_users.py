@@ -1,7 +1,12 @@
 """``manage.py demo_users``: one known login per role, for demos and training."""
+from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
 from allocation.demo import ensure_demo_users
+from integrations.services import register_source
+
+# The sources the demo data comes from: the demo integration token may post events for them.
+DEMO_SOURCES = ("edi", "erp", "shop", "wms")
 
 
 class Command(BaseCommand):
@@ -14,4 +19,8 @@ class Command(BaseCommand):
         for user in users:
             note = "" if user.created else "  (existed; password reset)"
             self.stdout.write(f"{user.username:<{width}}  {user.password:<10}  {user.role}{note}")
+        integration = User.objects.get(username="integration")
+        for code in DEMO_SOURCES:
+            register_source(code=code, integration_users=[integration])
+        self.stdout.write(f"integration may post events for: {', '.join(DEMO_SOURCES)}")
         self.stdout.write(f"API token for integration: {token}")
