@@ -30,26 +30,23 @@ def _reject_constant(name: str) -> Any:
 
 
 def nesting_depth(value: Any, *, stop_after: int | None = None) -> int:
-    """How many arrays/objects deep ``value`` goes (a scalar is 0), without recursion.
-
-    With ``stop_after`` the walk ends as soon as that depth is exceeded.
-    """
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, dict):
-            children: Any = node.values()
-        elif isinstance(node, list):
-            children = node
-        else:
-            continue
-        if depth > deepest:
-            deepest = depth
-            if stop_after is not None and deepest > stop_after:
-                return deepest
-        stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
-    return deepest
+    """How many arrays/objects deep ``value`` goes (a scalar is 0), level by level, without
+    recursion. With ``stop_after`` the walk ends as soon as that depth is exceeded."""
+    depth = 0
+    level = [value] if type(value) in (dict, list) else []
+    while level:
+        depth += 1
+        if stop_after is not None and depth > stop_after:
+            return depth
+        below: list[Any] = []
+        keep = below.append
+        for node in level:
+            for child in node.values() if type(node) is dict else node:
+                kind = type(child)
+                if kind is dict or kind is list:
+                    keep(child)
+        level = below
+    return depth
 
 
 def parse_json(body: bytes | str, *, max_bytes: int | None = None, max_depth: int | None = None) -> Any:
