@@ -5,23 +5,33 @@ the run locks, loads the scope's input, calls the pure engine and persists the r
 transaction, so a run that fails leaves the previous allocations, decision log and exceptions
 exactly as they were, and its row says ``failed`` with the error. HTML views, the API, tasks
 and commands all call these functions.
+
+Execution starts by claiming the queued row (one conditional UPDATE, so a run enqueued twice
+executes once) and ends with a write that succeeds only while the row still says ``running``:
+a run the reaper gave up on (``allocation.recovery``) rolls back instead of committing late.
+While it executes, :class:`~allocation.heartbeat.RunHeartbeat` shows its phase and keeps its
+heartbeat fresh.
 """
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
+import socket
 import time
 from collections import defaultdict
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from allocation import engine
 from allocation.dates import business_today
 from allocation.engine import types as et
+from allocation.heartbeat import RunHeartbeat
 from allocation.loading import LoadedInput, expand_item_groups, load_input, with_policy
 from allocation.locks import lock_run_scope
 from allocation.models import AllocationRun, RunScope, RunStatus, RunTrigger, SimulationResult
@@ -53,14 +63,56 @@ def _create_run(*, trigger: str, actor: Any, as_of: dt.date | None, skus: list[s
     )
 
 
+class RunLost(Exception):
+    """The run's row no longer says ``running`` (the reaper failed it): roll back, write nothing."""
+
+
+RUN_CLAIM_FIELDS = ["status", "started_at", "heartbeat_at", "progress", "phase", "worker", "db_pid"]
+
+
+def _claim(run: AllocationRun) -> bool:
+    """Move a queued run to ``running`` (once, whoever asks twice); False if it was not queued."""
+    now = timezone.now()
+    fields: dict[str, Any] = {
+        "status": RunStatus.RUNNING, "started_at": now, "heartbeat_at": now, "progress": 5, "phase": "loading",
+        "worker": f"{socket.gethostname()} pid {os.getpid()}"[:200],
+    }
+    if connection.vendor == "postgresql":
+        fields["db_pid"] = RawSQL("pg_backend_pid()", [])
+    if not AllocationRun.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(**fields):
+        run.refresh_from_db()
+        return False
+    run.refresh_from_db(fields=RUN_CLAIM_FIELDS)
+    return True
+
+
+def _hold_if_running(run: AllocationRun) -> None:
+    """Inside the run's transaction, before its final write: lock the row, still ``running``?"""
+    if not AllocationRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        raise RunLost(f"run #{run.pk} was given up while it executed")
+    run.heartbeat_at = timezone.now()
+
+
 def _fail(run: AllocationRun, error: BaseException, started: float) -> AllocationRun:
+    """Record ``error`` on the run, unless the reaper failed it already (its reason stands)."""
+    if isinstance(error, RunLost):
+        logger.warning("allocation run #%s: %s", run.pk, error)
+        run.refresh_from_db()
+        return run
     logger.exception("allocation run #%s failed", run.pk, exc_info=error)
     run.status = RunStatus.FAILED
     run.error = f"{type(error).__name__}: {error}"[:5000]
     run.phase = "failed"
     run.finished_at = timezone.now()
     run.timings = {**run.timings, "total": round(time.perf_counter() - started, 4)}
-    run.save(update_fields=["status", "error", "phase", "finished_at", "timings"])
+    fields = ["status", "error", "phase", "finished_at", "timings"]
+    try:
+        if not AllocationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+            **{name: getattr(run, name) for name in fields}
+        ):
+            run.refresh_from_db()
+    except DatabaseError:  # the database went away too: the reaper records the run's end
+        logger.exception("allocation run #%s: could not record its failure", run.pk)
     return run
 
 
@@ -68,31 +120,32 @@ def execute_run(run: AllocationRun) -> AllocationRun:
     """Execute a queued run: lock its scope, load, allocate, persist; record counts and timings.
 
     Everything from the locks to the last write is one transaction. On any error the
-    transaction rolls back and the run is marked ``failed`` with the error (not raised).
+    transaction rolls back and the run is marked ``failed`` with the error (not raised). A run
+    that is no longer queued (executed or failed already) is returned as it is.
     """
     started = time.perf_counter()
-    run.status = RunStatus.RUNNING
-    run.started_at = timezone.now()
-    run.progress = 5
-    run.phase = "loading"
-    run.save(update_fields=["status", "started_at", "progress", "phase"])
+    if not _claim(run):
+        return run
     skus = run.scope_items if run.scope == RunScope.ITEMS else None
     timings: dict[str, float] = {}
     try:
-        with transaction.atomic():
+        with RunHeartbeat(run.pk) as heartbeat, transaction.atomic():
             context = active_context()
             expanded = expand_item_groups(skus, context) if skus is not None else None
             lock_run_scope(expanded)
             mark = time.perf_counter()
             loaded = load_input(as_of=run.as_of, context=context, expanded=expanded)
             timings["load"] = round(time.perf_counter() - mark, 4)
+            heartbeat.phase("allocating", 40)
             mark = time.perf_counter()
             result = engine.allocate(loaded.engine_input)
             timings["engine"] = round(time.perf_counter() - mark, 4)
+            heartbeat.phase("persisting", 70)
             mark = time.perf_counter()
             stats = persist_result(run=run, loaded=loaded, result=result, policy_version_id=context.version_id)
             timings["persist"] = round(time.perf_counter() - mark, 4)
             timings["total"] = round(time.perf_counter() - started, 4)
+            _hold_if_running(run)
             run.policy_version_id = context.version_id
             run.scope_expanded_items = sorted(expanded) if expanded is not None else []
             run.status = RunStatus.SUCCEEDED
@@ -132,14 +185,19 @@ def run_incremental(
 
 
 def start_run(*, scope_skus: Iterable[str] | None = None, trigger: str = RunTrigger.MANUAL, actor: Any) -> AllocationRun:
-    """Create a queued run and enqueue its execution once the transaction commits (API, screens)."""
+    """Create a queued run and enqueue its execution once the transaction commits (API, screens).
+
+    The queued row is the durable request: if the broker cannot take the task, that is logged
+    and the sweeper enqueues the run later (``allocation.recovery``); the caller is not failed.
+    """
     from allocation.tasks import run_task
+    from config import broker
 
     skus = _clean_skus(scope_skus) if scope_skus is not None else None
     with transaction.atomic():
         run = _create_run(trigger=trigger, actor=actor, as_of=None, skus=skus, status=RunStatus.QUEUED)
         run_id = run.pk
-        transaction.on_commit(lambda: run_task.delay(run_id))
+        transaction.on_commit(lambda: broker.publish(run_task, args=(run_id,)))
     return run
 
 
@@ -230,24 +288,26 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
     run failed.
     """
     started = time.perf_counter()
-    run.status = RunStatus.RUNNING
-    run.started_at = timezone.now()
-    run.phase = "loading"
-    run.save(update_fields=["status", "started_at", "phase"])
+    if not _claim(run):
+        return run
     timings: dict[str, float] = {}
     try:
-        mark = time.perf_counter()
-        active: PolicyContext = active_context()
-        draft = context_for(policy_version)
-        loaded = load_input(as_of=run.as_of, context=active)
-        draft_loaded = with_policy(loaded, draft)
-        timings["load"] = round(time.perf_counter() - mark, 4)
-        mark = time.perf_counter()
-        before = engine.allocate(loaded.engine_input)
-        after = engine.allocate(draft_loaded.engine_input)
-        timings["engine"] = round(time.perf_counter() - mark, 4)
-        payload = simulation_diff(loaded, before, after)
+        with RunHeartbeat(run.pk) as heartbeat:
+            mark = time.perf_counter()
+            active: PolicyContext = active_context()
+            draft = context_for(policy_version)
+            loaded = load_input(as_of=run.as_of, context=active)
+            draft_loaded = with_policy(loaded, draft)
+            timings["load"] = round(time.perf_counter() - mark, 4)
+            heartbeat.phase("allocating", 40)
+            mark = time.perf_counter()
+            before = engine.allocate(loaded.engine_input)
+            after = engine.allocate(draft_loaded.engine_input)
+            timings["engine"] = round(time.perf_counter() - mark, 4)
+            heartbeat.phase("comparing", 80)
+            payload = simulation_diff(loaded, before, after)
         with transaction.atomic():
+            _hold_if_running(run)
             SimulationResult.objects.create(run=run, payload=payload)
             timings["total"] = round(time.perf_counter() - started, 4)
             run.status = RunStatus.SUCCEEDED
@@ -282,8 +342,12 @@ def simulate(policy_version: Any, *, actor: Any = None, as_of: dt.date | None = 
 
 
 def start_simulation(policy_version: Any, *, actor: Any) -> AllocationRun:
-    """Create a queued simulation run and enqueue it once the transaction commits (screens)."""
+    """Create a queued simulation run and enqueue it once the transaction commits (screens).
+
+    Like ``start_run``: a publish the broker refuses is left to the sweeper.
+    """
     from allocation.tasks import simulate_task
+    from config import broker
 
     with transaction.atomic():
         run = _create_run(
@@ -291,5 +355,5 @@ def start_simulation(policy_version: Any, *, actor: Any) -> AllocationRun:
             is_simulation=True, policy_version=policy_version,
         )
         run_id, version_id = run.pk, policy_version.pk
-        transaction.on_commit(lambda: simulate_task.delay(run_id, version_id))
+        transaction.on_commit(lambda: broker.publish(simulate_task, args=(run_id, version_id)))
     return run

@@ -10,6 +10,12 @@ ingestion calls it once per processed batch, which coalesces naturally.
 Full runs may fan out by item group: with a broker, ``full_run_task`` splits every SKU's item
 group into chunks and runs them as a Celery ``group`` of ``run_items_task``; each chunk is an
 incremental run of whole groups, and groups are independent, so the result equals one full run.
+
+Publishing goes through ``config.broker``: when the broker cannot be reached the wake-up is
+dropped with a warning and the durable record (queued run, pending events) is picked up by
+``sweep_task`` (beat, and once when a worker starts). Where the work cannot wait for a sweep (a
+fan-out or the incremental runs asked for by processed events) it runs in-process instead.
+Tasks enqueued by requests ignore their results, so publishing never touches the result store.
 """
 from __future__ import annotations
 
@@ -19,8 +25,10 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from celery import group, shared_task
-from django.conf import settings
 from django.db import transaction
+
+from config import broker
+from config.broker import broker_configured, redis_client  # noqa: F401  (the names callers use)
 
 logger = logging.getLogger(__name__)
 
@@ -47,25 +55,7 @@ def incremental_runs_paused() -> Iterator[set[str]]:
         _paused.skus = previous
 
 
-def broker_configured() -> bool:
-    return bool(settings.CELERY_BROKER_URL) and not settings.CELERY_TASK_ALWAYS_EAGER
-
-
-_clients: dict[str, object] = {}
-
-
-def redis_client():
-    """A Redis client on the broker's URL (the coalescing set lives beside the queue); one pool per URL."""
-    import redis
-
-    url = settings.REDIS_URL or settings.CELERY_BROKER_URL
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-    return client
-
-
-@shared_task(name="allocation.tasks.run_task")
+@shared_task(name="allocation.tasks.run_task", ignore_result=True)
 def run_task(run_id: int) -> str:
     """Execute a queued run (created by ``services.start_run``)."""
     from allocation.models import AllocationRun, RunStatus
@@ -77,16 +67,16 @@ def run_task(run_id: int) -> str:
     return execute_run(run).status
 
 
-@shared_task(name="allocation.tasks.incremental_run_task")
+@shared_task(name="allocation.tasks.incremental_run_task", ignore_result=True)
 def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") -> int | None:
     """Run the item groups of ``skus`` plus every SKU waiting in the coalescing set."""
     from allocation.services import run_incremental
 
     wanted = set(skus or ())
     if broker_configured():
-        client = redis_client()
+        client = broker.redis_client()
         # Clear the flag before draining: SKUs added after this point schedule a new task.
-        client.delete(SCHEDULED_KEY)
+        broker.clear_flag(SCHEDULED_KEY)
         pipe = client.pipeline(transaction=True)
         pipe.smembers(PENDING_SKUS_KEY)
         pipe.delete(PENDING_SKUS_KEY)
@@ -97,7 +87,7 @@ def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") 
     return run_incremental(sorted(wanted), trigger=trigger).pk
 
 
-@shared_task(name="allocation.tasks.run_items_task")
+@shared_task(name="allocation.tasks.run_items_task", ignore_result=True)
 def run_items_task(skus: list[str], trigger: str = "scheduled") -> int:
     """One chunk of a partitioned full run: an incremental run of whole item groups."""
     from allocation.services import run_incremental
@@ -113,11 +103,23 @@ def full_run_task(trigger: str = "scheduled") -> int | None:
     if not broker_configured():
         return run_full(trigger=trigger).pk
     chunks = partition_item_groups(FULL_RUN_CHUNKS)
-    group(run_items_task.s(chunk, trigger) for chunk in chunks).apply_async()
+    try:
+        group(run_items_task.s(chunk, trigger) for chunk in chunks).apply_async()
+    except broker.PUBLISH_ERRORS as error:  # the same result, in this worker
+        logger.warning("broker unavailable, full run not fanned out, running in-process: %s", error)
+        return run_full(trigger=trigger).pk
     return None
 
 
-@shared_task(name="allocation.tasks.simulate_task")
+@shared_task(name="allocation.tasks.sweep_task", ignore_result=True)
+def sweep_task(startup: bool = False) -> dict[str, object]:
+    """Pick up what publishing missed and fail runs whose worker died (beat; worker start)."""
+    from allocation.recovery import sweep
+
+    return sweep(startup=startup).as_dict()
+
+
+@shared_task(name="allocation.tasks.simulate_task", ignore_result=True)
 def simulate_task(run_id: int, version_id: int) -> str:
     """Execute a queued simulation of policy version ``version_id``."""
     from allocation.models import AllocationRun, RunStatus
@@ -145,13 +147,20 @@ def partition_item_groups(chunks: int) -> list[list[str]]:
 
 
 def _enqueue_coalesced(skus: list[str]) -> bool:
-    """Record ``skus`` as pending; enqueue one delayed task unless one is waiting. True if enqueued."""
-    client = redis_client()
-    client.sadd(PENDING_SKUS_KEY, *skus)
-    if client.set(SCHEDULED_KEY, "1", nx=True, ex=SCHEDULED_FLAG_TTL_SECONDS):
-        incremental_run_task.apply_async(countdown=COALESCE_SECONDS)
-        return True
-    return False
+    """Record ``skus`` as pending; enqueue one delayed task unless one is waiting. True if enqueued.
+
+    When Redis cannot take the SKUs the run happens here and now instead (this is the worker
+    that applied the events), so no applied event is left without its allocation run.
+    """
+    try:
+        broker.redis_client().sadd(PENDING_SKUS_KEY, *skus)
+    except broker.PUBLISH_ERRORS as error:
+        logger.warning("broker unavailable, incremental run for %s in-process: %s", ",".join(skus), error)
+        _run_in_process(skus)
+        return False
+    return broker.publish_once(
+        incremental_run_task, flag=SCHEDULED_KEY, ttl=SCHEDULED_FLAG_TTL_SECONDS, countdown=COALESCE_SECONDS
+    )
 
 
 def schedule_incremental_runs(skus: list[str] | set[str]) -> None:

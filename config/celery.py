@@ -1,10 +1,27 @@
-"""Celery application. In the embedded default (no broker configured) tasks run in-process."""
+"""Celery application. In the embedded default (no broker configured) tasks run in-process.
+
+When a worker starts it publishes one sweep (``allocation.tasks.sweep_task``): whatever was
+stored while no worker or no broker was there (pending events, queued runs) is picked up at
+once instead of at the next beat, and runs left ``running`` by a dead worker are reaped.
+"""
+import logging
 import os
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("allot")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+logger = logging.getLogger(__name__)
+
+
+@worker_ready.connect
+def sweep_on_worker_start(sender=None, **kwargs) -> None:
+    from allocation.tasks import sweep_task
+    from config import broker
+
+    broker.publish(sweep_task, kwargs={"startup": True})

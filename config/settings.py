@@ -44,6 +44,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from error
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from error
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -266,7 +276,37 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
     "ENABLE_DJANGO_DEPLOY_CHECK": False,
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
+# A broker that is down never holds a request up: publishing gives up after one short attempt
+# (connect and socket timeouts of ALLOT_BROKER_TIMEOUT_SECONDS, no publish retry, no result-store
+# retries); callers log and carry on, since the stored batch or run is the durable record and
+# the sweeper below enqueues it once the broker is back (allocation/recovery.py). The worker
+# itself keeps reconnecting (broker_connection_retry) until the broker returns.
+ALLOT_BROKER_TIMEOUT_SECONDS = env_float("ALLOT_BROKER_TIMEOUT_SECONDS", 1.0)
+_PUBLISH_RETRY = {"max_retries": 0, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+CELERY_BROKER_CONNECTION_TIMEOUT = ALLOT_BROKER_TIMEOUT_SECONDS
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_connect_timeout": ALLOT_BROKER_TIMEOUT_SECONDS,
+    "socket_timeout": ALLOT_BROKER_TIMEOUT_SECONDS,
+    "max_retries": 0,
+}
+CELERY_TASK_PUBLISH_RETRY_POLICY = _PUBLISH_RETRY
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = ALLOT_BROKER_TIMEOUT_SECONDS
+CELERY_REDIS_SOCKET_TIMEOUT = max(ALLOT_BROKER_TIMEOUT_SECONDS, 2.0)
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": _PUBLISH_RETRY}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# The sweeper (beat, and once when a worker starts) enqueues what publishing missed: processing
+# when events are pending and no processing task is waiting, runs still queued after
+# ALLOT_RUN_REQUEUE_SECONDS; and it fails runs whose heartbeat (written every
+# ALLOT_RUN_HEARTBEAT_SECONDS while a run executes) is older than ALLOT_RUN_LOST_SECONDS.
+ALLOT_SWEEP_SECONDS = env_float("ALLOT_SWEEP_SECONDS", 30.0)
+ALLOT_RUN_REQUEUE_SECONDS = env_int("ALLOT_RUN_REQUEUE_SECONDS", 60)
+ALLOT_RUN_HEARTBEAT_SECONDS = env_float("ALLOT_RUN_HEARTBEAT_SECONDS", 5.0)
+ALLOT_RUN_LOST_SECONDS = env_int("ALLOT_RUN_LOST_SECONDS", 120)
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
+    "sweep-stuck-work": {
+        "task": "allocation.tasks.sweep_task",
+        "schedule": ALLOT_SWEEP_SECONDS,
+    },
     "activate-scheduled-policies": {
 # The API throttle counts live in the default cache: Redis (shared by every process and server)
 # when CACHE_URL or REDIS_URL is set, else process memory (the single-process embedded default).

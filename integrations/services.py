@@ -325,10 +325,24 @@ def _stored_versions(keys: list[tuple[int, str]]) -> dict[tuple[int, str], tuple
     return found
 
 
-def _schedule_processing() -> None:
-    from integrations.tasks import process_events_task
+def _schedule_processing() -> bool:
+    """Wake processing up after commit: in-process without a broker, else one coalesced task.
 
-    process_events_task.delay()
+    With a broker, a task already waiting makes this a no-op (``config.broker.publish_once``)
+    and a broker that is down is logged, not raised: the stored events are the durable record,
+    and the sweeper publishes for them once the broker is back. True if a task was published.
+    """
+    from config import broker
+    from integrations.tasks import (
+        PROCESSING_FLAG_TTL_SECONDS,
+        PROCESSING_SCHEDULED_KEY,
+        process_events_task,
+    )
+
+    if not broker.broker_configured():
+        process_events_task.delay()
+        return True
+    return broker.publish_once(process_events_task, flag=PROCESSING_SCHEDULED_KEY, ttl=PROCESSING_FLAG_TTL_SECONDS)
 
 
 def process_pending(*, limit: int | None = None) -> ProcessSummary:

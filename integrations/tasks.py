@@ -1,16 +1,29 @@
-"""Celery tasks of the integrations app: thin callers of integrations.services."""
+"""Celery tasks of the integrations app: thin callers of integrations.services.
+
+``process_events_task`` is published coalesced (``config.broker.publish_once`` on
+``PROCESSING_SCHEDULED_KEY``): while one waits in the queue, ingested batches publish nothing;
+the task clears the flag before it looks for pending events and drains them all, so a burst of
+batches makes a few tasks and none is a no-op wake-up left behind.
+"""
 from __future__ import annotations
 
 from typing import Any
 
 from celery import shared_task
 
+from config import broker
 from integrations import services
 
+PROCESSING_SCHEDULED_KEY = "allot:integrations:processing-scheduled"
+PROCESSING_FLAG_TTL_SECONDS = 60  # a lost task blocks publishing for at most this long
 
-@shared_task(name="integrations.tasks.process_events_task")
+
+@shared_task(name="integrations.tasks.process_events_task", ignore_result=True)
 def process_events_task() -> dict[str, int]:
-    """Apply every pending event (scheduled on commit of each ingested batch)."""
+    """Apply every pending event (published, coalesced, on commit of ingested batches)."""
+    if broker.broker_configured():
+        # Before reading the queue: a batch committed after this point publishes a new task.
+        broker.clear_flag(PROCESSING_SCHEDULED_KEY)
     summary = services.process_pending()
     return {"applied": summary.applied, "stale": summary.stale, "parked": summary.parked, "failed": summary.failed}
 

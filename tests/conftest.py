@@ -9,7 +9,7 @@ import os
 import pytest
 from django.conf import settings
 
-pytest_plugins = ["tests.fixtures.personas", "tests.fixtures.read_data", "tests.fixtures.tasks"]
+pytest_plugins = ["tests.fixtures.personas", "tests.fixtures.read_data", "tests.fixtures.tasks", "tests.fixtures.faults"]
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 

@@ -40,7 +40,8 @@ class AllocationRun(models.Model):
     ``scope_items`` lists the SKUs an incremental run was asked for (its item groups are
     expanded when it runs and recorded in ``scope_groups_items``). Timings are seconds per
     phase (``load``, ``engine``, ``persist``, ``total``). A failed run keeps its ``error`` and
-    left the previous allocations untouched. Simulations (``is_simulation``) persist nothing
+    left the previous allocations untouched. While it runs, ``heartbeat_at`` is refreshed; a run
+whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Simulations (``is_simulation``) persist nothing
     but this row and their :class:`SimulationResult`. The run is itself a log, so it has no
     history table.
     """
@@ -73,6 +74,13 @@ class AllocationRun(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker executing the run (allocation.heartbeat)."
+    )
+    worker = models.CharField(max_length=200, blank=True, default="", help_text="Host and process executing the run.")
+    db_pid = models.PositiveIntegerField(
+        null=True, blank=True, help_text="PostgreSQL backend of the run's transaction (ended when the run is reaped)."
+    )
 
     class Meta:
         ordering = ["-id"]

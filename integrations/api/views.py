@@ -134,6 +134,13 @@ def _unauthorized(message: str) -> JsonResponse:
     return JsonResponse({"detail": message}, status=401)
 
 
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """The ``X-Allot-Signature`` value for a webhook call: ``sha256=`` and the hex HMAC-SHA256,
+    keyed by the source's secret, of the timestamp header value, a dot, then the raw body."""
+    message = timestamp.encode("utf-8", "replace") + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
 @csrf_exempt
 @require_POST
 def webhook(request: HttpRequest, source: str) -> JsonResponse:
@@ -150,6 +157,7 @@ def webhook(request: HttpRequest, source: str) -> JsonResponse:
         return JsonResponse({"detail": error}, status=400)
     registered = Source.objects.filter(code=source).first()
     signature = request.headers.get("X-Allot-Signature", "")
+    stamp = request.headers.get("X-Allot-Timestamp", "")
     if registered is None or not signature.startswith("sha256="):
         return _unauthorized("missing or invalid signature")
     expected = webhook_signature(registered.secret, stamp, body).encode()
@@ -159,13 +167,6 @@ def webhook(request: HttpRequest, source: str) -> JsonResponse:
     if sent_at is None:
         return _unauthorized("X-Allot-Timestamp is missing or not a timestamp")
     age = (timezone.now() - sent_at).total_seconds()
-def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
-    """The ``X-Allot-Signature`` value for a webhook call: ``sha256=`` and the hex HMAC-SHA256,
-    keyed by the source's secret, of the timestamp header value, a dot, then the raw body."""
-    message = timestamp.encode("utf-8", "replace") + b"." + body
-    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-
-
     if abs(age) > settings.ALLOT_WEBHOOK_MAX_AGE_SECONDS:
         return _unauthorized(f"X-Allot-Timestamp is more than {settings.ALLOT_WEBHOOK_MAX_AGE_SECONDS} seconds off")
     events, error = _parse(body, single_allowed=True)
@@ -176,4 +177,3 @@ def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
     except BatchRejected as rejected:
         return JsonResponse({"detail": rejected.message}, status=400)
     return JsonResponse(_accepted_body(result), status=202)
-    stamp = request.headers.get("X-Allot-Timestamp", "")
