@@ -72,19 +72,6 @@ def env_date(name: str) -> dt.date | None:
 
 
 DEBUG = env_bool("DEBUG", False)
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
-if not SECRET_KEY:
-    if PRODUCTION:
-        raise ImproperlyConfigured(
-            "SECRET_KEY must be set in production (ALLOT_ENV=production, or DATABASE_URL set "
-            "with DEBUG off): generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
-        )
-    # Development and tests only: a per-checkout key, never used in production.
-    SECRET_KEY = "embedded-insecure-" + str(BASE_DIR)
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
-
-INSTALLED_APPS = [
 # Where this instance runs. "production": SECRET_KEY required, HTTPS only (SSL redirect, HSTS,
 # secure cookies). "development" and "test": none of that. Unset: production when DATABASE_URL
 # names a server database (not SQLite) and DEBUG is off; test under pytest (which sets
@@ -99,15 +86,18 @@ ALLOT_ENV = env_str(
 if ALLOT_ENV not in {"production", "development", "test"}:
     raise ImproperlyConfigured(f"ALLOT_ENV must be production, development or test, got {ALLOT_ENV!r}")
 PRODUCTION = ALLOT_ENV == "production"
-    "django.contrib.admin",
-    "django.contrib.auth",
-    "django.contrib.contenttypes",
-    "django.contrib.sessions",
-    "django.contrib.messages",
-    "whitenoise.runserver_nostatic",
-    "django.contrib.staticfiles",
-    "django.contrib.humanize",
-    "rest_framework",
+SECRET_KEY = os.environ.get("SECRET_KEY", "")
+if not SECRET_KEY:
+    if PRODUCTION:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set in production (ALLOT_ENV=production, or DATABASE_URL set "
+            "with DEBUG off): generate one with `python -c 'import secrets; print(secrets.token_urlsafe(50))'`"
+        )
+    # Development and tests only: a per-checkout key, never used in production.
+    SECRET_KEY = "embedded-insecure-" + str(BASE_DIR)
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
 # HTTPS in production (`manage.py check --deploy` is clean). Behind a proxy that terminates TLS,
 # set SECURE_PROXY_SSL_HEADER to the header it sets to "https" (e.g. X-Forwarded-Proto) — only
 # when the proxy always sets or strips it, since a client could otherwise claim HTTPS.
@@ -120,6 +110,16 @@ _PROXY_SSL_HEADER = env_str("SECURE_PROXY_SSL_HEADER", "")
 if _PROXY_SSL_HEADER:
     SECURE_PROXY_SSL_HEADER = ("HTTP_" + _PROXY_SSL_HEADER.upper().replace("-", "_"), "https")
 
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
     "drf_spectacular",
@@ -127,6 +127,8 @@ if _PROXY_SSL_HEADER:
     "django_htmx",
     "template_partials",
     "simple_history",
+    "axes",
+    "config.apps.AllotConfig",
     "allocation",
     "policies",
     "exceptions",
@@ -137,8 +139,6 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
-    "axes",
-    "config.apps.AllotConfig",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -146,6 +146,8 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
+    # Last: turns a login refused for lockout into the login page with the lockout message.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -156,8 +158,6 @@ TEMPLATES = [
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
-    # Last: turns a login refused for lockout into the login page with the lockout message.
-    "axes.middleware.AxesMiddleware",
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
@@ -188,7 +188,15 @@ DATABASE_IS_POSTGRES = DATABASES["default"]["ENGINE"].startswith("django.db.back
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+# The login throttle (django-axes) checks every login first; the model backend then authenticates.
+AUTHENTICATION_BACKENDS = [
+    "config.auth.LoginThrottleBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -198,15 +206,7 @@ USE_I18N = False
 USE_TZ = True
 
 STATIC_URL = "static/"
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
 STATIC_ROOT = BASE_DIR / "staticfiles"
-    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
-    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
-]
-# The login throttle (django-axes) checks every login first; the model backend then authenticates.
-AUTHENTICATION_BACKENDS = [
-    "config.auth.LoginThrottleBackend",
-    "django.contrib.auth.backends.ModelBackend",
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
@@ -220,16 +220,6 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        "config.auth.ExpiringTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    # JSON bodies go through config.jsonlimits (size and nesting limits): 400, never a RecursionError.
-    "DEFAULT_PARSER_CLASSES": [
-        "config.jsonlimits.LimitedJSONParser",
-        "rest_framework.parsers.FormParser",
 # Login throttle (django-axes): ALLOT_LOGIN_FAILURE_LIMIT failed logins for one username from
 # one address lock that pair out for ALLOT_LOGIN_LOCKOUT_MINUTES, even with the right password.
 # Every failure and the lockout are recorded (admin: Axes > Access attempts / failures).
@@ -244,6 +234,16 @@ AXES_VERBOSE = False
 # API tokens older than this many days are refused; a password change deletes the user's tokens.
 ALLOT_TOKEN_TTL_DAYS = env_int("ALLOT_TOKEN_TTL_DAYS", 90)
 
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "config.auth.ExpiringTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON bodies go through config.jsonlimits (size and nesting limits): 400, never a RecursionError.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.jsonlimits.LimitedJSONParser",
+        "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.pagination.KeysetPagination",
@@ -261,19 +261,34 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Schema generation warnings are not deployment settings: `check --deploy` stays about those
+    # (the schema is checked by its own tests); `manage.py spectacular --validate` shows them.
+    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 }
 
 # Celery: without a broker, tasks run eagerly in-process (the embedded default).
 REDIS_URL = env_str("REDIS_URL", "")
+# The API throttle counts live in the default cache: Redis (shared by every process and server)
+# when CACHE_URL or REDIS_URL is set, else process memory (the single-process embedded default).
+CACHE_URL = env_str("CACHE_URL", REDIS_URL)
+if CACHE_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "allot",
+            # Never hold a request up for a Redis outage: the throttle then lets requests through.
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = env_str("CELERY_RESULT_BACKEND", REDIS_URL) or None
 CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-    # Schema generation warnings are not deployment settings: `check --deploy` stays about those
-    # (the schema is checked by its own tests); `manage.py spectacular --validate` shows them.
-    "ENABLE_DJANGO_DEPLOY_CHECK": False,
 CELERY_TASK_SERIALIZER = "json"
 CELERY_TIMEZONE = TIME_ZONE
 # A broker that is down never holds a request up: publishing gives up after one short attempt
@@ -308,21 +323,6 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": ALLOT_SWEEP_SECONDS,
     },
     "activate-scheduled-policies": {
-# The API throttle counts live in the default cache: Redis (shared by every process and server)
-# when CACHE_URL or REDIS_URL is set, else process memory (the single-process embedded default).
-CACHE_URL = env_str("CACHE_URL", REDIS_URL)
-if CACHE_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": CACHE_URL,
-            "KEY_PREFIX": "allot",
-            # Never hold a request up for a Redis outage: the throttle then lets requests through.
-            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
-        }
-    }
-else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
         "task": "policies.tasks.activate_due_policy_versions_task",
         "schedule": 60.0,
     },
