@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -126,6 +127,14 @@ class ExceptionActionView(APIView):
     permission_classes = [RolePermission]
     required_roles = {"POST": ACTORS}
 
+    @extend_schema(
+        request=PolymorphicProxySerializer(
+            component_name="ExceptionActionInput",
+            serializers=list(dict.fromkeys(INPUTS.values())),
+            resource_type_field_name=None,
+        ),
+        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=[a.value for a in INPUTS])],
+    )
     def post(self, request: Request, pk: int, action: str) -> Response:
         exception = selectors.get_exception_for(request.user, pk)
         serializer = INPUTS[action](data=request.data)
@@ -144,6 +153,10 @@ class BulkActionView(APIView):
     permission_classes = [RolePermission]
     required_roles = {"POST": ACTORS}
 
+    @extend_schema(
+        request=s.BulkInput,
+        parameters=[OpenApiParameter("action", str, OpenApiParameter.PATH, enum=["claim", "assign", "dismiss"])],
+    )
     def post(self, request: Request, action: str) -> Response:
         serializer = s.BulkInput(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -199,6 +212,10 @@ class ApprovalDecision(APIView):
     permission_classes = [RolePermission]
     required_roles = {"POST": {roles.APPROVER}}
 
+    @extend_schema(
+        request=s.DecisionInput,
+        parameters=[OpenApiParameter("decision", str, OpenApiParameter.PATH, enum=["approve", "reject"])],
+    )
     def post(self, request: Request, pk: int, decision: str) -> Response:
         approval = selectors.get_approval_for(request.user, pk)
         serializer = s.DecisionInput(data=request.data)

@@ -12,7 +12,8 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from django_filters import rest_framework as filters
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -103,6 +104,27 @@ class EventCollection(GenericAPIView):
         page = self.paginate_queryset(events)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
+    @extend_schema(
+        request=inline_serializer(
+            "EventBatchInput",
+            {
+                "events": serializers.ListField(
+                    child=inline_serializer(
+                        "EventEnvelopeInput",
+                        {
+                            "id": serializers.CharField(max_length=200),
+                            "type": serializers.ChoiceField(choices=EventType.choices),
+                            "source": serializers.CharField(max_length=64),
+                            "occurred_at": serializers.DateTimeField(),
+                            "data": serializers.DictField(),
+                        },
+                    ),
+                    max_length=5000,
+                )
+            },
+        ),
+        responses={202: inline_serializer("EventBatchResult", {"accepted": serializers.IntegerField(), "duplicates": serializers.IntegerField(), "rejected": serializers.IntegerField(), "results": serializers.ListField(child=serializers.DictField())})},
+    )
     def post(self, request: Request) -> Response:
         body, error = _read_body(request._request)
         if error is None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
-from rest_framework import status
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -106,7 +106,16 @@ def _plain(value: Any) -> Any:
 
 @extend_schema_view(
     post=extend_schema(
-        request=OpenApiTypes.OBJECT,
+        request=inline_serializer(
+            "PolicyDocumentInput",
+            {
+                "name": serializers.CharField(max_length=200),
+                "effective_from": serializers.DateTimeField(),
+                "rules": serializers.ListField(child=serializers.DictField()),
+                "protections": serializers.ListField(child=serializers.DictField(), required=False),
+                "quotas": serializers.ListField(child=serializers.DictField(), required=False),
+            },
+        ),
         responses={201: PolicyVersionSerializer},
         parameters=[OpenApiParameter("activate", OpenApiTypes.BOOL, description="Superusers only: activate at once.")],
     )
