@@ -64,6 +64,10 @@ def serve() -> None:
 
 def test(extra: list[str]) -> None:
     ensure_venv("[test]")
+    print("\n=== ruff (lint gate) ===", flush=True)
+    if run(str(VENV / "bin" / "ruff"), "check", ".", check=False) != 0:
+        print("ruff found problems (see above; `ruff check --fix .` fixes most): not running the tests.")
+        sys.exit(1)
     base_env = {"DATABASE_URL": "", "REDIS_URL": "", "CELERY_BROKER_URL": "", "DJANGO_ALLOW_ASYNC_UNSAFE": "true"}
     print("\n=== SQLite, tasks in-process ===", flush=True)
     code = run(str(PY), "-m", "pytest", "-q", *extra, env=base_env, check=False)
