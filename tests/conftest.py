@@ -13,13 +13,36 @@ pytest_plugins = ["tests.fixtures.personas", "tests.fixtures.read_data", "tests.
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+# Browser tests (marker ``browser``) drive Debian's Chromium through pytest-playwright's ``page``;
+# a browser is never downloaded. ``.ci/run`` installs the package when it is missing.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args():
+    """Debian's Chromium, headless, with nothing reaching out to the network."""
+    return {"executable_path": CHROMIUM, "args": CHROMIUM_ARGS}
+
 
 def pytest_collection_modifyitems(config, items):
     on_postgres = settings.DATABASES["default"]["ENGINE"].startswith("django.db.backends.postgresql")
     has_broker = bool(settings.CELERY_BROKER_URL)
     skip_pg = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL)")
     skip_worker = pytest.mark.skip(reason="needs Redis and a Celery worker (set REDIS_URL)")
+    has_chromium = os.path.exists(CHROMIUM)
+    skip_browser = pytest.mark.skip(reason=f"Debian's Chromium is not installed at {CHROMIUM} (apt-get install chromium)")
     for item in items:
+        if "browser" in item.keywords and not has_chromium:
+            item.add_marker(skip_browser)
         if "postgres" in item.keywords and not on_postgres:
             item.add_marker(skip_pg)
         if "worker" in item.keywords and not (has_broker and on_postgres):

@@ -1,4 +1,4 @@
-"""Fixtures of the run-screen tests: the valves scenario through the real stack, and Chromium.
+"""Fixtures of the run-screen tests: the valves scenario through the real stack (Chromium: tests/conftest.py).
 
 The scenario goes in the way production data does: events through
 ``integrations.services.ingest`` + ``process_pending``, the policy through
@@ -7,13 +7,11 @@ The scenario goes in the way production data does: events through
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "scenarios"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def scenario_events(name: str) -> list[dict]:
@@ -44,17 +42,3 @@ def valves(db, in_process_tasks, django_capture_on_commit_callbacks):
     run = run_full(trigger="manual")
     assert run.status == "succeeded", run.error
     return run
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """Debian's Chromium, headless, with nothing reaching out to the network."""
-    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
-        pytest.skip("Chromium is not installed at /usr/bin/chromium")
-    return {
-        "executable_path": CHROMIUM,
-        "args": [
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-            "--disable-component-update", "--disable-sync", "--no-first-run",
-        ],
-    }

@@ -1,7 +1,6 @@
 """Fixtures of the exceptions tests: a small distributor with one contested item, and
 exceptions built through the same records run sync writes."""
 import datetime as dt
-import shutil
 from decimal import Decimal
 
 import pytest
@@ -29,32 +28,6 @@ NOW = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 def _fast_passwords(settings):
     """Personas hash passwords; a fast hasher keeps the persona matrix quick."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """Debian's Chromium, headless; never downloads a browser."""
-    return {
-        "executable_path": "/usr/bin/chromium",
-        "args": [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
-
-
-def pytest_collection_modifyitems(config, items):
-    if shutil.which("chromium") or shutil.which("/usr/bin/chromium"):
-        return
-    skip = pytest.mark.skip(reason="Debian's Chromium is not installed at /usr/bin/chromium")
-    for item in items:
-        if "browser" in item.keywords and "tests/exceptions" in str(item.path):
-            item.add_marker(skip)
 
 
 class World:

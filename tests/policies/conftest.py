@@ -42,14 +42,3 @@ def draft(policy_admin, spec_document):
 def _fast_password_hashing(settings):
     """Personas are created per test; the default hasher makes that the slowest part of the suite."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args():
-    """Debian's Chromium, headless, never a downloaded browser (pytest-playwright's ``page``)."""
-    import shutil
-
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Chromium is not installed")
-    return {"executable_path": chromium, "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]}
