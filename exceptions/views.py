@@ -23,6 +23,7 @@ from exceptions.errors import ActionError, ApprovalError, InvalidAction, StaleAc
 from exceptions.forms import (
     AssignForm,
     BulkForm,
+    ClaimForm,
     CommentForm,
     DecisionForm,
     DeferForm,
@@ -255,7 +256,7 @@ def override_preview(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 FORMS = {
-    ExceptionAction.CLAIM: VersionForm,
+    ExceptionAction.CLAIM: ClaimForm,
     ExceptionAction.RELEASE: VersionForm,
     ExceptionAction.ASSIGN: AssignForm,
     ExceptionAction.ACCEPT: VersionForm,
