@@ -334,6 +334,7 @@ def _schedule_processing() -> bool:
     """
     from config import broker
     from integrations.tasks import (
+        PROCESSING_COALESCE_SECONDS,
         PROCESSING_FLAG_TTL_SECONDS,
         PROCESSING_SCHEDULED_KEY,
         process_events_task,
@@ -342,7 +343,10 @@ def _schedule_processing() -> bool:
     if not broker.broker_configured():
         process_events_task.delay()
         return True
-    return broker.publish_once(process_events_task, flag=PROCESSING_SCHEDULED_KEY, ttl=PROCESSING_FLAG_TTL_SECONDS)
+    return broker.publish_once(
+        process_events_task, flag=PROCESSING_SCHEDULED_KEY, ttl=PROCESSING_FLAG_TTL_SECONDS,
+        countdown=PROCESSING_COALESCE_SECONDS,
+    )
 
 
 def process_pending(*, limit: int | None = None) -> ProcessSummary:

@@ -1,9 +1,10 @@
 """Celery tasks of the integrations app: thin callers of integrations.services.
 
 ``process_events_task`` is published coalesced (``config.broker.publish_once`` on
-``PROCESSING_SCHEDULED_KEY``): while one waits in the queue, ingested batches publish nothing;
-the task clears the flag before it looks for pending events and drains them all, so a burst of
-batches makes a few tasks and none is a no-op wake-up left behind.
+``PROCESSING_SCHEDULED_KEY``) with a short countdown: while one waits, ingested batches publish
+nothing; the task clears the flag before it looks for pending events and drains them all, so a
+burst makes about one task per ``PROCESSING_COALESCE_SECONDS`` however many batches it holds,
+and no wake-up is lost.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from integrations import services
 
 PROCESSING_SCHEDULED_KEY = "allot:integrations:processing-scheduled"
 PROCESSING_FLAG_TTL_SECONDS = 60  # a lost task blocks publishing for at most this long
+PROCESSING_COALESCE_SECONDS = 0.5  # the task waits this long, gathering the batches behind it
 
 
 @shared_task(name="integrations.tasks.process_events_task", ignore_result=True)

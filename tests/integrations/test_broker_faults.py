@@ -26,6 +26,7 @@ from tests.integrations.conftest import envelope
 
 EVENTS_URL = "/api/v1/events"
 FLAG = integration_tasks.PROCESSING_SCHEDULED_KEY
+WAKE_UP = {"countdown": integration_tasks.PROCESSING_COALESCE_SECONDS}
 
 
 def location_event(event_id: str, code: str) -> dict:
@@ -89,13 +90,13 @@ def test_a_refused_publish_answers_202_and_the_sweeper_applies_the_batch(recorde
 
     recorded_broker.refusing = False  # the broker is back; the next sweep (beat) publishes
     assert sweep().processing_published is True
-    assert recorded_broker.sent == [{}]
+    assert recorded_broker.sent == [WAKE_UP]
     integration_tasks.process_events_task()  # what the worker executes
 
     assert statuses() == {EventStatus.APPLIED: 1}
     assert not recorded_broker.flags.exists(FLAG)
     assert sweep().processing_published is False  # nothing pending, nothing published
-    assert recorded_broker.sent == [{}]
+    assert recorded_broker.sent == [WAKE_UP]
 
 
 @pytest.mark.django_db(transaction=True)
