@@ -5,15 +5,18 @@ request meant for two SKUs started a full run. ``StrictSerializer`` answers 400 
 unknown field instead, nested serializers included (``parts[0].bogus``). The fields here also
 keep values the database or the model cannot hold out: integers are JSON integers (not
 strings, booleans or ``1e30``) within the column's range, and slugs are checked as text
-(no NUL, no lone surrogate) before they reach a query.
+(no NUL, no lone surrogate) before they reach a query. ``SurrogateSafeJSONRenderer`` sends
+an error that echoes a lone surrogate as a 400, not a 500.
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from django.http import QueryDict
 from rest_framework import serializers
+from rest_framework.renderers import JSONRenderer
 
 from config import bounds
 
@@ -90,3 +93,20 @@ class CleanSlugRelatedField(serializers.SlugRelatedField):
         if len(data) > self.max_length:
             raise serializers.ValidationError(f"Must be at most {self.max_length} characters.")
         return super().to_internal_value(data)
+
+
+class SurrogateSafeJSONRenderer(JSONRenderer):
+    """DRF's JSON renderer, except that an answer holding an unpaired surrogate is still sent.
+
+    Error messages echo the input (``"bad\\ud800" is not a valid choice``); UTF-8 cannot encode a
+    lone surrogate, so the default renderer would turn a 400 into a 500. Such an answer is
+    rendered with ASCII escapes instead (``\\ud800``, valid JSON); every other answer is unchanged.
+    """
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: dict | None = None) -> bytes:
+        try:
+            return super().render(data, accepted_media_type, renderer_context)
+        except UnicodeEncodeError:
+            if data is None:
+                return b""
+            return json.dumps(data, cls=self.encoder_class, ensure_ascii=True, allow_nan=not self.strict).encode("ascii")

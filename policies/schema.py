@@ -58,6 +58,15 @@ MAX_WEIGHT = 1000.0
 Errors = list[dict[str, str]]
 
 
+def key_text(key: Any) -> str:
+    """An object key as it appears in an error's field path: escaped when it holds NUL or a
+    lone surrogate (the path is shown on pages and must encode as UTF-8), cut at 80 characters."""
+    text = str(key)
+    if bounds.text_problem(text) is not None:
+        text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
 def _is_number(value: Any) -> bool:
     return (
         isinstance(value, (int, float))
@@ -125,7 +134,7 @@ def _weights(value: Any, path: str, errors: Errors) -> None:
     for factor, weight in value.items():
         if factor not in WEIGHT_FACTORS:
             errors.append(
-                {"field": f"{path}.{factor}", "message": f"unknown factor; known: {', '.join(WEIGHT_FACTORS)}."}
+                {"field": f"{path}.{key_text(factor)}", "message": f"unknown factor; known: {', '.join(WEIGHT_FACTORS)}."}
             )
         elif not _is_number(weight) or not 0 <= weight <= MAX_WEIGHT:
             errors.append(
@@ -171,7 +180,7 @@ def validate_scope(scope: Any, path: str) -> Errors:
     if not isinstance(scope, dict):
         return [{"field": path, "message": "must be an object of dimension to value."}]
     for dimension, value in scope.items():
-        field = f"{path}.{dimension}"
+        field = f"{path}.{key_text(dimension)}"
         if dimension not in DIMENSIONS:
             errors.append({"field": field, "message": f"unknown scope dimension; known: {', '.join(DIMENSIONS)}."})
         elif dimension == "customer_tier":
@@ -192,7 +201,7 @@ def validate_settings(settings: Any, path: str) -> Errors:
     for name, value in settings.items():
         spec = SETTINGS.get(name)
         if spec is None:
-            errors.append({"field": f"{path}.{name}", "message": "unknown setting."})
+            errors.append({"field": f"{path}.{key_text(name)}", "message": "unknown setting."})
         else:
             spec.check(value, f"{path}.{name}", errors)
     return errors
@@ -200,7 +209,7 @@ def validate_settings(settings: Any, path: str) -> Errors:
 
 def _unknown_keys(obj: Mapping, allowed: tuple[str, ...], path: str) -> Errors:
     return [
-        {"field": f"{path}.{key}" if path else str(key), "message": f"unknown field; expected {', '.join(allowed)}."}
+        {"field": f"{path}.{key_text(key)}" if path else key_text(key), "message": f"unknown field; expected {', '.join(allowed)}."}
         for key in obj
         if key not in allowed
     ]

@@ -293,3 +293,19 @@ def test_approve_and_reject_are_strict(api_client_for, policy_admin, approver, d
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == [field]
     assert saved_state() == before
+
+
+@pytest.mark.parametrize("key", ["\ud800", "bad\x00key", "k" * 5000])
+def test_hostile_unknown_keys_are_named_escaped_on_the_import_screen_and_api(client, api_client_for, policy_admin, key):
+    document = {**copy.deepcopy(SPEC_DOCUMENT), key: 1}
+    document["rules"][0]["settings"][key] = 1
+    client.force_login(policy_admin)
+    before = saved_state()
+    page = client.post(reverse("policies:import"), {"document": json.dumps(document)})
+    assert page.status_code == 422
+    api = api_client_for(policy_admin).post("/api/v1/policies/import", data=json.dumps(document), content_type="application/json")
+    assert api.status_code == 400
+    fields = [e["field"] for e in api.json()["errors"]]
+    assert len(fields) == 2 and fields[1].startswith("rules[0].settings.")
+    assert all(len(field) <= 100 and "\x00" not in field for field in fields)
+    assert saved_state() == before
