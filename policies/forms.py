@@ -9,6 +9,7 @@ from typing import Any
 
 from django import forms
 
+from config import jsonlimits
 from policies import schema
 from policies.choices import QuotaPeriod
 from policies.models import PolicyVersion
@@ -21,19 +22,12 @@ def _number(value: Decimal) -> int | float:
 
 
 def parse_json_text(text: str) -> Any:
-    """``json.loads`` whose every failure is a ValidationError naming the problem.
-
-    Besides syntax errors, Python's decoder raises RecursionError on deeply nested input and
-    ValueError on integers longer than its digit limit; both would otherwise be a 500.
-    """
+    """JSON typed or uploaded into a policy screen, through the project's one JSON parser
+    (config.jsonlimits: size and nesting limits), every failure a ValidationError naming it."""
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise forms.ValidationError(f"Not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.") from error
-    except RecursionError as error:
-        raise forms.ValidationError("Not valid JSON here: nested too deeply.") from error
-    except ValueError as error:
-        raise forms.ValidationError(f"Not valid JSON here: {error}.") from error
+        return jsonlimits.parse_json(text)
+    except jsonlimits.JSONBodyError as error:
+        raise forms.ValidationError(f"Not valid JSON here: {error.message}.") from error
 
 
 class JSONObjectField(forms.CharField):

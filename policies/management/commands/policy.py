@@ -7,6 +7,7 @@ import sys
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from config import jsonlimits
 from policies import selectors, services
 from policies.errors import NoActivePolicy, PolicyError, PolicyValidationError
 from policies.models import PolicyVersion
@@ -40,15 +41,13 @@ class Command(BaseCommand):
     def _import(self, path: str, *, activate: bool, username: str | None) -> None:
         try:
             text = sys.stdin.read() if path == "-" else open(path, encoding="utf-8").read()
-            document = json.loads(text)
+            document = jsonlimits.parse_json(text)
         except OSError as error:
             raise CommandError(f"Cannot read {path}: {error}") from error
         except UnicodeDecodeError as error:
             raise CommandError(f"{path} is not UTF-8 text: {error}") from error
-        except RecursionError as error:
-            raise CommandError(f"{path} is not valid JSON here: nested too deeply.") from error
-        except ValueError as error:  # JSONDecodeError, and integers beyond the decoder's digit limit
-            raise CommandError(f"{path} is not valid JSON: {error}") from error
+        except jsonlimits.JSONBodyError as error:  # syntax, nesting, size, over-long integers
+            raise CommandError(f"{path} is not valid JSON here: {error.message}") from error
         actor = None
         if username:
             actor = get_user_model().objects.filter(username=username).first()
