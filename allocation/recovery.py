@@ -10,7 +10,7 @@ picked up and publishes it again:
 - runs still ``queued`` after ``ALLOT_RUN_REQUEUE_SECONDS`` (any age when a worker starts); a
   run enqueued twice executes once (``services.execute_run`` claims the row).
 
-And the reaper: a ``running`` run whose heartbeat (``allocation.heartbeat``) is older than
+And the reaper (PostgreSQL, where heartbeats are written): a ``running`` run whose heartbeat (``allocation.heartbeat``) is older than
 ``ALLOT_RUN_LOST_SECONDS`` lost its worker. It is marked ``failed`` with the reason, and on
 PostgreSQL the database session of its transaction is ended if it is somehow still there, so
 its run locks (advisory, transaction-scoped) are released and the next run proceeds. A dead
@@ -64,7 +64,13 @@ def sweep(*, startup: bool = False, now: dt.datetime | None = None) -> SweepSumm
 
 
 def reap_lost_runs(*, now: dt.datetime | None = None) -> list[int]:
-    """Fail every running run whose heartbeat stopped ``ALLOT_RUN_LOST_SECONDS`` ago; their ids."""
+    """Fail every running run whose heartbeat stopped ``ALLOT_RUN_LOST_SECONDS`` ago; their ids.
+
+    PostgreSQL only: heartbeats are written there (on SQLite a second connection cannot write
+    while a run holds the database, so a long run would look dead while it works).
+    """
+    if connection.vendor != "postgresql":
+        return []
     now = now or timezone.now()
     cutoff = now - dt.timedelta(seconds=settings.ALLOT_RUN_LOST_SECONDS)
     lost = (

@@ -111,6 +111,7 @@ def test_a_worker_start_requeues_every_queued_run_and_a_run_executes_once(record
 # --- the reaper ----------------------------------------------------------------------------------
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db
 def test_the_reaper_fails_runs_whose_heartbeat_stopped_and_leaves_live_ones_alone(settings):
     settings.ALLOT_RUN_LOST_SECONDS = 120
@@ -222,7 +223,7 @@ def test_a_worker_killed_mid_run_is_reaped_and_a_clean_rerun_gives_the_same_allo
         holder.close()
     rerun.refresh_from_db()
     print(f"reaped {reaped_after:.2f} s after SIGKILL (ALLOT_RUN_LOST_SECONDS=2, heartbeat every 0.3 s); "
-          f"clean re-run finished {rerun_took:.2f} s after it was started (worker start included)")
+          f"clean re-run on a fresh worker finished {rerun_took:.2f} s after it was started")
     assert rerun.status == "succeeded", rerun.error
     assert (allocation_snapshot(), open_exceptions()) == expected
 
@@ -231,3 +232,63 @@ def _backend_alive(pid: int) -> bool:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
         return cursor.fetchone()[0] == 1
+
+
+# --- work that cannot wait for a sweep runs in-process --------------------------------------------
+
+
+class _RedisDown:
+    def __getattr__(self, name):
+        def refuse(*args, **kwargs):
+            import redis
+
+            raise redis.exceptions.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+        return refuse
+
+
+@pytest.mark.django_db
+def test_incremental_runs_asked_for_while_redis_is_down_run_in_the_worker(
+    valves_stage1, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    monkeypatch.setattr(broker, "redis_client", _RedisDown)
+    runs = AllocationRun.objects.count()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.schedule_incremental_runs(["VALVE-10"])  # what event processing asks for after commit
+
+    run = AllocationRun.objects.order_by("-id").first()
+    assert AllocationRun.objects.count() == runs + 1
+    assert (run.scope_items, run.status) == (["VALVE-10"], "succeeded")
+
+
+@pytest.mark.django_db
+def test_a_full_run_that_cannot_fan_out_runs_whole_in_the_worker(valves_stage1, settings, monkeypatch):
+    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+
+    class Unpublishable:
+        def __init__(self, signatures):
+            list(signatures)
+
+        def apply_async(self):
+            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(tasks, "group", Unpublishable)
+    expected = allocation_snapshot()
+
+    run = AllocationRun.objects.get(pk=tasks.full_run_task(trigger="scheduled"))
+
+    assert (run.scope, run.status) == ("full", "succeeded")
+    assert allocation_snapshot() == expected
+
+
+def test_beat_runs_the_sweeper(settings):
+    from config.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["sweep-stuck-work"]
+    assert entry == {"task": "allocation.tasks.sweep_task", "schedule": settings.ALLOT_SWEEP_SECONDS}
+    assert settings.ALLOT_SWEEP_SECONDS == 30.0
+    assert "allocation.tasks.sweep_task" in app.tasks
