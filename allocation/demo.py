@@ -37,6 +37,8 @@ SEGMENT_CHANNELS = {
     "construction": (15, 55, 20, 10),
     "retail": (5, 10, 75, 10),
 }
+# The sources the demo feeds come from (a server database registers sources explicitly).
+DEMO_SOURCES = ("edi", "erp", "shop", "wms")
 TIERS = (1, 2, 3, 4)
 TIER_WEIGHTS = (10, 25, 35, 30)
 SLA_DAYS = {1: 1, 2: 2, 3: 3, 4: 5}
@@ -504,3 +506,12 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
             token.delete()
             token = Token.objects.create(user=token.user)
     return rows, token.key
+
+
+def register_demo_sources(integration_users=()) -> None:
+    """Register the demo's event sources, as an operator would before its feeds start (a
+    server database does not create sources on first use), binding ``integration_users``."""
+    from integrations.services import register_source
+
+    for code in DEMO_SOURCES:
+        register_source(code=code, integration_users=integration_users)

@@ -24,7 +24,7 @@ from django.db import connection
 from django.utils import timezone
 
 from allocation.dates import business_today
-from allocation.demo import demo_policy_documents, generate_events
+from allocation.demo import demo_policy_documents, generate_events, register_demo_sources
 from allocation.models import AllocationRun, InventoryPosition, Item, Order, OrderLine, RunStatus
 from allocation.services import run_full
 from allocation.tasks import incremental_runs_paused
@@ -57,6 +57,7 @@ class Command(BaseCommand):
         if not reuse:
             started = time.perf_counter()
             events = generate_events(seed=seed, lines=lines, business_date=business_today())
+            register_demo_sources()
             count = 0
             with incremental_runs_paused():
                 while batch := list(islice(events, BATCH_SIZE)):
@@ -95,10 +96,9 @@ class Command(BaseCommand):
         )
 
     def _incremental(self, count: int, seed: int, ingest, process_pending) -> None:
-        from integrations.models import Event
-
         from allocation.loading import item_group_partition
         from allocation.policy_bridge import active_context
+        from integrations.models import Event
 
         rng = random.Random(seed)
         groups = sorted(item_group_partition(active_context()), key=len, reverse=True)

@@ -99,7 +99,7 @@ class Command(BaseCommand):
 
     def _load(self, lines: int, seed: int) -> None:
         from allocation.dates import business_today
-        from allocation.demo import demo_policy_documents, generate_events
+        from allocation.demo import demo_policy_documents, generate_events, register_demo_sources
         from allocation.models import Item
         from allocation.tasks import incremental_runs_paused
         from integrations.services import ingest, process_pending
@@ -107,10 +107,10 @@ class Command(BaseCommand):
 
         started = time.perf_counter()
         events = generate_events(seed=seed, lines=lines, business_date=business_today())
+        register_demo_sources()
         count = 0
         with incremental_runs_paused():
             while batch := list(islice(events, BATCH_SIZE)):
-                self._register_sources({event["source"] for event in batch})
                 ingest(batch, via="file")
                 process_pending()
                 count += len(batch)
@@ -120,17 +120,6 @@ class Command(BaseCommand):
         if protected is not None:
             active, _draft = demo_policy_documents(protected_sku=protected)
             import_document(active, actor=None, activate=True)
-
-    def _register_sources(self, codes: set[str]) -> None:
-        """The demo's sources, registered as an operator would (a server database does not
-        register sources on first use)."""
-        import secrets
-
-        from integrations.models import Source
-
-        known = set(Source.objects.filter(code__in=codes).values_list("code", flat=True))
-        for code in sorted(codes - known):
-            Source.objects.create(code=code, name=code, secret=secrets.token_hex(32))
 
     def _allocate(self) -> None:
         from allocation.models import RunStatus

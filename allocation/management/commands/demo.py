@@ -19,7 +19,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from allocation.dates import business_today
-from allocation.demo import demo_policy_documents, generate_events
+from allocation.demo import demo_policy_documents, generate_events, register_demo_sources
 from allocation.models import Customer, InventoryPosition, Item, Order, OrderLine, Supply
 
 BATCH_SIZE = 5000
@@ -70,6 +70,7 @@ class Command(BaseCommand):
             raise CommandError("Ingestion (integrations.services) is not installed; use --out FILE.jsonl.")
 
         self.stdout.write(f"Demo data: seed {seed}, {lines} order lines, business date {business_date}.")
+        register_demo_sources()
         run_full = _optional("allocation.services", "run_full")
         # Store every batch first and apply once (events apply oldest first); skip the incremental
         # runs ingestion would ask for when a full run follows anyway.

@@ -2,11 +2,7 @@
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
-from allocation.demo import ensure_demo_users
-from integrations.services import register_source
-
-# The sources the demo data comes from: the demo integration token may post events for them.
-DEMO_SOURCES = ("edi", "erp", "shop", "wms")
+from allocation.demo import DEMO_SOURCES, ensure_demo_users, register_demo_sources
 
 
 class Command(BaseCommand):
@@ -20,7 +16,6 @@ class Command(BaseCommand):
             note = "" if user.created else "  (existed; password reset)"
             self.stdout.write(f"{user.username:<{width}}  {user.password:<10}  {user.role}{note}")
         integration = User.objects.get(username="integration")
-        for code in DEMO_SOURCES:
-            register_source(code=code, integration_users=[integration])
+        register_demo_sources(integration_users=[integration])
         self.stdout.write(f"integration may post events for: {', '.join(DEMO_SOURCES)}")
         self.stdout.write(f"API token for integration: {token}")
