@@ -14,8 +14,8 @@ And the reaper (PostgreSQL, where heartbeats are written): a ``running`` run who
 ``ALLOT_RUN_LOST_SECONDS`` lost its worker. It is marked ``failed`` with the reason, and on
 PostgreSQL the database session of its transaction is ended if it is somehow still there, so
 its run locks (advisory, transaction-scoped) are released and the next run proceeds. A dead
-run's transaction never committed, so allocations are as before it, and a re-run decides what
-it would have decided.
+run's transaction never committed, so allocations are as before it; the reaper queues a new run
+of the same scope and trigger (simulations excepted), which decides what the lost one would have.
 """
 from __future__ import annotations
 
@@ -77,7 +77,7 @@ def reap_lost_runs(*, now: dt.datetime | None = None) -> list[int]:
         AllocationRun.objects.filter(status=RunStatus.RUNNING)
         .annotate(last_sign=Coalesce("heartbeat_at", "started_at", "created_at"))
         .filter(last_sign__lt=cutoff)
-        .only("pk", "heartbeat_at", "started_at", "created_at", "worker", "db_pid")
+        .only("pk", "heartbeat_at", "started_at", "created_at", "worker", "db_pid", "scope", "scope_items", "trigger", "is_simulation")
     )
     reaped: list[int] = []
     for run in lost:
@@ -93,7 +93,21 @@ def reap_lost_runs(*, now: dt.datetime | None = None) -> list[int]:
         logger.warning("run #%s reaped: %s", run.pk, error)
         reaped.append(run.pk)
         _end_session(run)
+        _rerequest(run, error)
     return reaped
+
+
+def _rerequest(run: AllocationRun, error: str) -> None:
+    """Ask again for what a lost run was doing, so its item groups are not left stale until the
+    next event or the nightly run. Simulations are not repeated: whoever asked sees the failure."""
+    from allocation.models import RunScope
+    from allocation.services import start_run
+
+    if run.is_simulation:
+        return
+    skus = run.scope_items if run.scope == RunScope.ITEMS and run.scope_items else None
+    replacement = start_run(scope_skus=skus, trigger=run.trigger, actor=None)
+    AllocationRun.objects.filter(pk=run.pk).update(error=f"{error}; re-requested as run #{replacement.pk}")
 
 
 def _end_session(run: AllocationRun) -> bool:

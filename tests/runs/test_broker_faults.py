@@ -129,9 +129,15 @@ def test_the_reaper_fails_runs_whose_heartbeat_stopped_and_leaves_live_ones_alon
     assert sorted(summary.reaped) == sorted([lost.pk, before_heartbeats.pk])
     lost.refresh_from_db()
     since = (now - dt.timedelta(minutes=10)).isoformat(timespec="seconds")
-    assert (lost.status, lost.phase, lost.error) == ("failed", "failed", f"worker lost (node-1 pid 4242): no heartbeat since {since}")
+    # What each lost run was doing is asked for again, same scope and trigger.
+    replacements = AllocationRun.objects.exclude(pk__in=[lost.pk, before_heartbeats.pk, alive.pk, queued.pk])
+    assert sorted(replacements.values_list("status", "scope", "trigger")) == [("queued", "full", "manual")] * 2
+    message, _, replacement = lost.error.partition("; re-requested as run #")
+    assert (lost.status, lost.phase, message) == ("failed", "failed", f"worker lost (node-1 pid 4242): no heartbeat since {since}")
     assert lost.finished_at == now
-    assert AllocationRun.objects.get(pk=before_heartbeats.pk).error.startswith("worker lost: no heartbeat since ")
+    other = AllocationRun.objects.get(pk=before_heartbeats.pk).error
+    assert other.startswith("worker lost: no heartbeat since ")
+    assert sorted([int(replacement), int(other.rpartition("#")[2])]) == sorted(replacements.values_list("pk", flat=True))
     assert AllocationRun.objects.get(pk=alive.pk).status == RunStatus.RUNNING
     assert AllocationRun.objects.get(pk=queued.pk).status == RunStatus.QUEUED
     assert recovery.sweep(now=now).reaped == []
@@ -209,18 +215,23 @@ def test_a_worker_killed_mid_run_is_reaped_and_a_clean_rerun_gives_the_same_allo
         run.refresh_from_db()
         assert (run.status, run.phase) == ("failed", "failed")
         assert run.error.startswith(f"worker lost ({run.worker}): no heartbeat since ")
+        assert "; re-requested as run #" in run.error
+        replacement = AllocationRun.objects.get(pk=int(run.error.rpartition("#")[2]))
+        assert (replacement.scope, replacement.scope_items, replacement.trigger) == ("items", ["VALVE-10"], "manual")
         wait_until(lambda: not _backend_alive(run.db_pid), timeout=10, what="the dead run's session to end")
         assert (allocation_snapshot(), open_exceptions()) == expected  # its transaction never committed
-
-        # The next run needs the global lock exclusively: it proceeds because the dead run's
-        # session was ended (the lock holder above still holds VALVE-10).
-        worker_processes(**beat)
-        rerun = start_run(trigger="manual", actor=None)
-        rerun_took = wait_until(
-            lambda: AllocationRun.objects.get(pk=rerun.pk).is_finished, timeout=60, what="the clean re-run"
-        )
     finally:
-        holder.close()
+        holder.close()  # the re-requested VALVE-10 run may now take VALVE-10's lock
+
+    # The next run needs the global lock exclusively: it proceeds because the dead run's
+    # session was ended; the re-requested run goes through on the fresh worker too.
+    worker_processes(**beat)
+    rerun = start_run(trigger="manual", actor=None)
+    rerun_took = wait_until(
+        lambda: AllocationRun.objects.get(pk=rerun.pk).is_finished, timeout=60, what="the clean re-run"
+    )
+    wait_until(lambda: AllocationRun.objects.get(pk=replacement.pk).is_finished, timeout=60, what="the re-requested run")
+    assert AllocationRun.objects.get(pk=replacement.pk).status == "succeeded"
     rerun.refresh_from_db()
     print(f"reaped {reaped_after:.2f} s after SIGKILL (ALLOT_RUN_LOST_SECONDS=2, heartbeat every 0.3 s); "
           f"clean re-run on a fresh worker finished {rerun_took:.2f} s after it was started")
