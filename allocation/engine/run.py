@@ -31,6 +31,7 @@ import gc
 import hashlib
 import itertools
 import math
+from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
@@ -53,6 +54,10 @@ from allocation.engine.types import (
 __all__ = ["allocate", "fmt_quantity", "line_dimensions", "period_key", "scope_text"]
 
 ZERO = Decimal(0)
+# Shared by the lines that hold nothing: never written (a line's own containers are made
+# when it holds something).
+_NOTHING_HELD: dict = {}
+_NOTHING_FIXED: list = []
 FIXED_STATES = frozenset({"released", "pinned"})
 RESERVED_STATES = frozenset({"reserved", "released", "pinned"})
 _HUNDRED = Decimal(100)
@@ -224,7 +229,8 @@ class _LineState:
         """Reset what this run took (fixed allocations always count)."""
         self.total = self.fixed_quantity
         self.takes = []
-        self.taken = {}
+        if self.held:
+            self.taken = {}
         self.locations = {alloc.location for alloc in self.fixed} if self.fixed else set()
         self.split_blocked = False
         # Explanations are rare: their containers are made on first use.
@@ -335,8 +341,7 @@ class _Run:
         self.candidate_memo: dict[tuple, tuple[str, ...]] = {}
         self.on_hand_memo: dict[tuple, list[_Pool]] = {}
         self.inbound_memo: dict[tuple, list[_Pool]] = {}
-        self.sequence_memo: dict[tuple, _Sequence] = {}
-        self.has_inbound_memo: dict[tuple, bool] = {}
+        self.sequence_memo: dict[tuple, tuple[list[date], dict[int, _Sequence]]] = {}
 
     # -- sourcing lists -------------------------------------------------------------------
 
@@ -413,25 +418,27 @@ class _Run:
         return steps
 
     def plain_sequence(self, state: _LineState) -> _Sequence:
-        """The line's sourcing sequence with nothing it held in front (memoised)."""
+        """The line's sourcing sequence with nothing it held in front (memoised).
+
+        The requested date only decides which inbound is on time, so lines whose requested
+        dates fall between the same two etas of the inbound they can use share a sequence."""
         line = state.line
         candidates = state.candidates
         substitutes = state.substitutes_allowed
         item = line.item
-        inbound_key = (item, candidates, substitutes)
-        has_inbound = self.has_inbound_memo.get(inbound_key)
-        if has_inbound is None:
-            has_inbound = bool(self.inbound_list(item, candidates)) or (substitutes and any(
-                self.inbound_list(substitute, candidates) for substitute in self.substitutes.get(item, ())
-            ))
-            self.has_inbound_memo[inbound_key] = has_inbound
-        if has_inbound:
-            memo_key = (item, candidates, substitutes, state.min_confidence, line.requested_date)
-        else:
-            memo_key = inbound_key
-        found = self.sequence_memo.get(memo_key)
+        memo_key = (item, candidates, substitutes, state.min_confidence)
+        entry = self.sequence_memo.get(memo_key)
+        if entry is None:
+            etas = {pool.eta for pool in self.inbound_list(item, candidates)}
+            if substitutes:
+                for substitute in self.substitutes.get(item, ()):
+                    etas.update(pool.eta for pool in self.inbound_list(substitute, candidates))
+            entry = self.sequence_memo[memo_key] = (sorted(etas), {})
+        etas, sequences = entry
+        position = bisect_right(etas, line.requested_date) if etas else 0
+        found = sequences.get(position)
         if found is None:
-            found = self.sequence_memo[memo_key] = _flatten(self.steps(state), None)
+            found = sequences[position] = _flatten(self.steps(state), None)
         return found
 
     def sequence(self, state: _LineState) -> _Sequence:
@@ -707,7 +714,8 @@ def _rollback(run: _Run, state: _LineState) -> bool:
         for key in quota_keys:
             run.quota_spend(key, -taken)
     state.takes = []
-    state.taken = {}
+    if state.held:
+        state.taken = {}
     state.total = state.fixed_quantity
     state.locations = {alloc.location for alloc in state.fixed}
     return had_keeps
@@ -849,7 +857,7 @@ _NO_FACTS: tuple = ()
 class _Results:
     """What turning line states into decisions shares: memoised fingerprint texts."""
 
-    __slots__ = ("run", "as_of", "places", "decimal", "to_units", "part_memo", "fingerprint_memo")
+    __slots__ = ("run", "as_of", "places", "decimal", "to_units", "part_memo", "fingerprint_memo", "short_memo")
 
     def __init__(self, run: _Run) -> None:
         self.run = run
@@ -859,6 +867,7 @@ class _Results:
         self.to_units = run.scale.to_units
         self.part_memo: dict[tuple, str] = {}
         self.fingerprint_memo: dict[str, str] = {}
+        self.short_memo: dict[tuple, str] = {}
 
     def fingerprint(self, allocations: list[AllocationDecision], strategy: str, priority_class: int) -> str:
         """A stable hash of a line's allocations, strategy and class (order-independent)."""
@@ -914,9 +923,9 @@ def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[Ra
             if take_state == "proposed":
                 flags |= PROPOSED
             path.append((flags, pool.fact, quantity))
-            slot = merged.get((pool.key, take_state))
+            slot = merged.get((pool, take_state))
             if slot is None:
-                merged[(pool.key, take_state)] = [pool, quantity, take_state]
+                merged[(pool, take_state)] = [pool, quantity, take_state]
             else:
                 slot[1] += quantity
         unchanged: dict[tuple, list[int]] | None = None
@@ -952,10 +961,18 @@ def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[Ra
     else:
         constraints = _NO_FACTS
     priority_class = state.settings.priority_class
+    if len(allocations) > 1:
+        fingerprint = results.fingerprint(allocations, strategy, priority_class)
+    else:
+        # Most lines hold one allocation or none: memoise on what the text would say.
+        memo_key = (allocations[0][1:7], strategy, priority_class) if allocations else (strategy, priority_class)
+        fingerprint = results.short_memo.get(memo_key)
+        if fingerprint is None:
+            fingerprint = results.short_memo[memo_key] = results.fingerprint(allocations, strategy, priority_class)
     decision = _new_tuple(LineDecision, (
         line_key, state.rank, state.key, state.score, state.values, state.settings.weights, strategy,
         priority_class, tuple(allocations), tuple(path), constraints, results.decimal(shortfall),
-        results.fingerprint(allocations, strategy, priority_class), results.places,
+        fingerprint, results.places,
     ))
     return decision, _line_exceptions(results, state, allocations, units, shortfall, constraints)
 
@@ -1244,12 +1261,15 @@ def _allocate(inp: EngineInput) -> EngineResult:
         quantity = state.quantity = to_units[line.quantity]
         existing = existing_by_line.get(line.key, no_existing)
         state.existing = existing
-        fixed: list[ExistingAllocation] = []
+        fixed = _NOTHING_FIXED
         fixed_quantity = 0
-        held: dict[PoolKey, int] = {}
-        substitute_reserved: dict[PoolKey, int] = {}
+        held = _NOTHING_HELD  # read-only; a line's own dicts only when it held something
+        substitute_reserved = _NOTHING_HELD
         held_before = 0
         if existing:
+            fixed = []
+            held = {}
+            substitute_reserved = {}
             for alloc in existing:
                 amount = to_units[alloc.quantity]
                 held_before += amount
@@ -1280,7 +1300,7 @@ def _allocate(inp: EngineInput) -> EngineResult:
         # What start() resets at the beginning of every later pass over the line's group.
         state.total = fixed_quantity
         state.takes = []
-        state.taken = {}
+        state.taken = {} if held else _NOTHING_HELD
         state.locations = {alloc.location for alloc in fixed} if fixed else set()
         state.split_blocked = False
         state.protections_blocked = None
@@ -1298,7 +1318,11 @@ def _allocate(inp: EngineInput) -> EngineResult:
                 group_units.setdefault(group_of[line.item], []).append(unit)
             unit.append(state)
         else:
-            group_units.setdefault(group_of[line.item], []).append([state])
+            group_index = group_of[line.item]
+            found_units = group_units.get(group_index)
+            if found_units is None:
+                found_units = group_units[group_index] = []
+            found_units.append([state])
     for group_index, members_units in group_units.items():
         no_keep: set[int] = set()
         first_pass = True
