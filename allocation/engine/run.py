@@ -35,7 +35,6 @@ from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
-from allocation.engine import explain
 from allocation.engine.explain import FIXED, KEPT, PROPOSED, SUBSTITUTE, fmt_quantity, scope_text
 from allocation.engine.groups import item_groups
 from allocation.engine.scoring import _LOG_VALUE_CAP, STRATEGY_INDEX, _weight_vector
@@ -98,8 +97,8 @@ def line_dimensions(line: Line) -> dict[str, str | None]:
 
 def _places_of(value: Decimal) -> int:
     """The fewest decimal places that write ``value`` exactly (``60.000`` → 0, ``2.50`` → 1)."""
-    sign, digits, exponent = value.as_tuple()
-    if not isinstance(exponent, int):
+    _sign, digits, exponent = value.as_tuple()
+    if exponent in ("n", "N", "F"):
         raise ValueError(f"quantity {value!r} is not a finite number")
     while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
         digits = digits[:-1]
@@ -112,7 +111,7 @@ def _places_of(value: Decimal) -> int:
 class _Scale:
     """Decimal ↔ scaled integer conversions of one run (exact, memoised per distinct value)."""
 
-    __slots__ = ("places", "to_units", "to_decimal", "factor")
+    __slots__ = ("factor", "places", "to_decimal", "to_units")
 
     def __init__(self, values: dict[Decimal, None]) -> None:
         self.places = max((_places_of(value) for value in values), default=0)
@@ -138,7 +137,7 @@ class _Scale:
 class _ProtectedStock:
     """The part of one on-hand pool a protection holds for matching lines."""
 
-    __slots__ = ("protection", "index", "scope", "initial", "remaining")
+    __slots__ = ("index", "initial", "protection", "remaining", "scope")
 
     def __init__(self, protection: Protection, initial: int) -> None:
         self.protection = protection
@@ -152,8 +151,17 @@ class _Pool:
     """One supply element: on-hand of an item at a location, or one inbound ref."""
 
     __slots__ = (
-        "key", "item", "location", "ref", "eta", "confidence", "inbound",
-        "initial_free", "free", "protected", "fact",
+        "confidence",
+        "eta",
+        "fact",
+        "free",
+        "inbound",
+        "initial_free",
+        "item",
+        "key",
+        "location",
+        "protected",
+        "ref",
     )
 
     def __init__(
@@ -185,7 +193,7 @@ class _Sequence:
     each step that has such pools, ``start`` being the position of the step's first pool.
     A step is reached once the line asks for the pool at its start (or runs out)."""
 
-    __slots__ = ("pools", "checks")
+    __slots__ = ("checks", "pools")
 
     def __init__(self, pools: list[_Pool], checks: list[tuple[int, list[_Pool]]]) -> None:
         self.pools = pools
@@ -196,8 +204,16 @@ class _Settings:
     """What a run derives from one ``LineSettings`` value, shared by every line that has it."""
 
     __slots__ = (
-        "weights", "strategy", "priority_class", "horizon", "min_confidence", "max_split",
-        "allow_substitutes", "needs_approval", "allow_partial", "margin_floor_pct",
+        "allow_partial",
+        "allow_substitutes",
+        "horizon",
+        "margin_floor_pct",
+        "max_split",
+        "min_confidence",
+        "needs_approval",
+        "priority_class",
+        "strategy",
+        "weights",
     )
 
     def __init__(self, settings) -> None:
@@ -217,12 +233,43 @@ class _LineState:
     """Everything a run tracks for one line while it allocates (quantities in units)."""
 
     __slots__ = (
-        "line", "rank", "key", "score", "values", "settings", "strategy", "candidates",
-        "min_confidence", "max_split", "substitutes_allowed", "needs_approval", "existing", "fixed",
-        "fixed_quantity", "quantity", "ceiling", "held", "held_before", "substitute_reserved",
-        "total", "takes", "taken", "locations", "dimensions", "quota_cache", "match_cache",
-        "split_blocked", "protections_blocked", "quotas_blocked", "low_confidence", "notes",
-        "unit_blocked", "prefer_held", "allowed_locations", "plain", "held_sequence",
+        "allowed_locations",
+        "candidates",
+        "ceiling",
+        "dimensions",
+        "existing",
+        "fixed",
+        "fixed_quantity",
+        "held",
+        "held_before",
+        "held_sequence",
+        "key",
+        "line",
+        "locations",
+        "low_confidence",
+        "match_cache",
+        "max_split",
+        "min_confidence",
+        "needs_approval",
+        "notes",
+        "plain",
+        "prefer_held",
+        "protections_blocked",
+        "quantity",
+        "quota_cache",
+        "quotas_blocked",
+        "rank",
+        "score",
+        "settings",
+        "split_blocked",
+        "strategy",
+        "substitute_reserved",
+        "substitutes_allowed",
+        "taken",
+        "takes",
+        "total",
+        "unit_blocked",
+        "values",
     )
 
     def start(self) -> None:
@@ -779,7 +826,7 @@ def _fill_line_searching(run: _Run, state: _LineState) -> bool:
     base = sum(available.get(location, 0) for location in fixed_locations)
     options = [location for location in state.candidates
                if location in available and location not in fixed_locations]
-    for size in range(0, state.max_split - len(fixed_locations) + 1):
+    for size in range(state.max_split - len(fixed_locations) + 1):
         for combination in itertools.combinations(options, size):
             if base + sum(available[location] for location in combination) < need:
                 continue
@@ -857,7 +904,7 @@ _NO_FACTS: tuple = ()
 class _Results:
     """What turning line states into decisions shares: memoised fingerprint texts."""
 
-    __slots__ = ("run", "as_of", "places", "decimal", "to_units", "part_memo", "fingerprint_memo", "short_memo")
+    __slots__ = ("as_of", "decimal", "fingerprint_memo", "part_memo", "places", "run", "short_memo", "to_units")
 
     def __init__(self, run: _Run) -> None:
         self.run = run
