@@ -10,6 +10,19 @@ keeps, so the supply it gave back is free for every line in rank order. An
 all-or-nothing unit that greedy sourcing leaves short gets a second chance on
 the smallest candidate-location sets that can cover it, so a re-run on
 unchanged inputs changes nothing.
+
+What the machine does per line is kept to what the answer needs:
+
+- **Exact integers.** Quantities are ``Decimal`` at the boundary. Inside a run they are
+  integers in units of ``10 ** -places``, where ``places`` is the fewest decimal places
+  that represent every input quantity exactly (0 for whole units), so sums, differences
+  and comparisons are exact and cheap; decisions convert back to ``Decimal``.
+- **Explanations as facts.** A decision records its supply path, constraints and
+  exception numbers as small tuples; text is rendered only when read
+  (:mod:`allocation.engine.explain`).
+- **Shared work.** Policy-derived settings are resolved once per settings object, the
+  sourcing sequence once per (item, candidate locations, substitutes, confidence,
+  requested date), and units that can take nothing skip sourcing.
 """
 
 from __future__ import annotations
@@ -17,12 +30,14 @@ from __future__ import annotations
 import gc
 import hashlib
 import itertools
-from collections.abc import Iterator
+import math
+from bisect import bisect_right
 from datetime import date
 from decimal import Decimal
 
+from allocation.engine.explain import FIXED, KEPT, PROPOSED, SUBSTITUTE, fmt_quantity, scope_text
 from allocation.engine.groups import item_groups
-from allocation.engine.scoring import FactorCache, effective_strategy, rank_key_for, score_parts
+from allocation.engine.scoring import _LOG_VALUE_CAP, STRATEGY_INDEX, _weight_vector
 from allocation.engine.types import (
     AllocationDecision,
     EngineInput,
@@ -35,31 +50,20 @@ from allocation.engine.types import (
     RaisedException,
 )
 
+__all__ = ["allocate", "fmt_quantity", "line_dimensions", "period_key", "scope_text"]
+
 ZERO = Decimal(0)
+# Shared by the lines that hold nothing: never written (a line's own containers are made
+# when it holds something).
+_NOTHING_HELD: dict = {}
+_NOTHING_FIXED: list = []
 FIXED_STATES = frozenset({"released", "pinned"})
 RESERVED_STATES = frozenset({"reserved", "released", "pinned"})
 _HUNDRED = Decimal(100)
+_new_tuple = tuple.__new__
 
 PoolKey = tuple[str, str, str | None]  # (item, location, supply ref or None for on-hand)
 QuotaKey = tuple[int, str]  # (quota index, period key)
-
-
-_FORMATTED: dict[Decimal, str] = {}
-
-
-def fmt_quantity(quantity: Decimal) -> str:
-    """A quantity without exponent or trailing zeros: ``Decimal('60.00')`` → ``'60'``."""
-    text = _FORMATTED.get(quantity)
-    if text is None:
-        text = format(quantity, "f")
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        if text in ("", "-0"):
-            text = "0"
-        if len(_FORMATTED) < 100000:
-            # Equal decimals hash alike and format alike once trailing zeros go.
-            _FORMATTED[quantity] = text
-    return text
 
 
 def period_key(period: str, day: date) -> str:
@@ -72,10 +76,6 @@ def period_key(period: str, day: date) -> str:
     if period == "month":
         return f"{day.year}-{day.month:02d}"
     raise ValueError(f"unknown quota period {period!r}")
-
-
-def scope_text(scope: tuple[tuple[str, str], ...]) -> str:
-    return ", ".join(f"{dimension}={value}" for dimension, value in scope) or "everyone"
 
 
 def line_dimensions(line: Line) -> dict[str, str | None]:
@@ -92,13 +92,57 @@ def line_dimensions(line: Line) -> dict[str, str | None]:
     }
 
 
+# -- exact scaled quantities ---------------------------------------------------------------
+
+
+def _places_of(value: Decimal) -> int:
+    """The fewest decimal places that write ``value`` exactly (``60.000`` → 0, ``2.50`` → 1)."""
+    _sign, digits, exponent = value.as_tuple()
+    if exponent in ("n", "N", "F"):
+        raise ValueError(f"quantity {value!r} is not a finite number")
+    while exponent < 0 and len(digits) > 1 and digits[-1] == 0:
+        digits = digits[:-1]
+        exponent += 1
+    if exponent < 0 and digits == (0,):
+        return 0
+    return -exponent if exponent < 0 else 0
+
+
+class _Scale:
+    """Decimal ↔ scaled integer conversions of one run (exact, memoised per distinct value)."""
+
+    __slots__ = ("factor", "places", "to_decimal", "to_units")
+
+    def __init__(self, values: dict[Decimal, None]) -> None:
+        self.places = max((_places_of(value) for value in values), default=0)
+        self.factor = 10 ** self.places
+        places = self.places
+        if places:
+            self.to_units = {value: int(value.scaleb(places)) for value in values}
+        else:
+            self.to_units = {value: int(value) for value in values}
+        self.to_decimal: dict[int, Decimal] = {}
+
+    def decimal(self, units: int) -> Decimal:
+        found = self.to_decimal.get(units)
+        if found is None:
+            found = Decimal(units).scaleb(-self.places) if self.places else Decimal(units)
+            self.to_decimal[units] = found
+        return found
+
+
+# -- supply -------------------------------------------------------------------------------
+
+
 class _ProtectedStock:
     """The part of one on-hand pool a protection holds for matching lines."""
 
-    __slots__ = ("protection", "initial", "remaining")
+    __slots__ = ("index", "initial", "protection", "remaining", "scope")
 
-    def __init__(self, protection: Protection, initial: Decimal) -> None:
+    def __init__(self, protection: Protection, initial: int) -> None:
         self.protection = protection
+        self.index = protection.index
+        self.scope = protection.scope
         self.initial = initial
         self.remaining = initial
 
@@ -107,12 +151,21 @@ class _Pool:
     """One supply element: on-hand of an item at a location, or one inbound ref."""
 
     __slots__ = (
-        "key", "item", "location", "ref", "eta", "confidence", "inbound",
-        "initial_free", "free", "protected",
+        "confidence",
+        "eta",
+        "fact",
+        "free",
+        "inbound",
+        "initial_free",
+        "item",
+        "key",
+        "location",
+        "protected",
+        "ref",
     )
 
     def __init__(
-        self, item: str, location: str, ref: str | None, quantity: Decimal,
+        self, item: str, location: str, ref: str | None, quantity: int,
         eta: date | None = None, confidence: float = 1.0,
     ) -> None:
         self.key: PoolKey = (item, location, ref)
@@ -125,6 +178,7 @@ class _Pool:
         self.initial_free = quantity
         self.free = quantity
         self.protected: list[_ProtectedStock] | None = None
+        self.fact = (item, location, ref, eta)  # what a path entry names
 
     def reset(self) -> None:
         self.free = self.initial_free
@@ -133,116 +187,131 @@ class _Pool:
                 stock.remaining = stock.initial
 
 
-class _Take:
-    """A quantity a line took from a pool in this run; ``undo`` is set on the record
-    that carries the pool and quota deductions (a substitute take split into a
-    reserved and a proposed part carries them once)."""
+class _Sequence:
+    """A line's supply pools in sourcing order, flattened, with the confidence checks of
+    its inbound steps: ``checks`` holds ``(start, pools below the line's confidence)`` for
+    each step that has such pools, ``start`` being the position of the step's first pool.
+    A step is reached once the line asks for the pool at its start (or runs out)."""
 
-    __slots__ = ("pool", "quantity", "state", "kept", "undo")
+    __slots__ = ("checks", "pools")
 
-    def __init__(self, pool: _Pool, quantity: Decimal, state: str, kept: bool, undo) -> None:
-        self.pool = pool
-        self.quantity = quantity
-        self.state = state
-        self.kept = kept
-        self.undo = undo
+    def __init__(self, pools: list[_Pool], checks: list[tuple[int, list[_Pool]]]) -> None:
+        self.pools = pools
+        self.checks = checks
+
+
+class _Settings:
+    """What a run derives from one ``LineSettings`` value, shared by every line that has it."""
+
+    __slots__ = (
+        "allow_partial",
+        "allow_substitutes",
+        "horizon",
+        "margin_floor_pct",
+        "max_split",
+        "min_confidence",
+        "needs_approval",
+        "priority_class",
+        "strategy",
+        "weights",
+    )
+
+    def __init__(self, settings) -> None:
+        self.weights = _weight_vector(settings.weights)
+        self.strategy = settings.strategy
+        self.priority_class = settings.priority_class
+        self.horizon = settings.urgency_horizon_days
+        self.min_confidence = settings.inbound_min_confidence
+        self.max_split = settings.max_split_locations
+        self.allow_substitutes = settings.allow_substitutes
+        self.needs_approval = settings.substitute_needs_approval
+        self.allow_partial = settings.allow_partial
+        self.margin_floor_pct = settings.margin_floor_pct
 
 
 class _LineState:
-    """Everything a run tracks for one line while it allocates."""
+    """Everything a run tracks for one line while it allocates (quantities in units)."""
 
     __slots__ = (
-        "line", "rank", "key", "score", "values", "weights", "strategy", "candidates", "min_confidence",
-        "max_split", "substitutes_allowed", "needs_approval", "existing", "fixed", "fixed_quantity",
-        "held", "held_before", "substitute_reserved", "total", "takes", "taken", "locations",
-        "dimensions", "quota_cache", "match_cache", "split_blocked", "protections_blocked",
-        "quotas_blocked", "low_confidence", "notes", "unit_blocked", "prefer_held",
         "allowed_locations",
+        "candidates",
+        "ceiling",
+        "dimensions",
+        "existing",
+        "fixed",
+        "fixed_quantity",
+        "held",
+        "held_before",
+        "held_sequence",
+        "key",
+        "line",
+        "locations",
+        "low_confidence",
+        "match_cache",
+        "max_split",
+        "min_confidence",
+        "needs_approval",
+        "notes",
+        "plain",
+        "prefer_held",
+        "protections_blocked",
+        "quantity",
+        "quota_cache",
+        "quotas_blocked",
+        "rank",
+        "score",
+        "settings",
+        "split_blocked",
+        "strategy",
+        "substitute_reserved",
+        "substitutes_allowed",
+        "taken",
+        "takes",
+        "total",
+        "unit_blocked",
+        "values",
     )
-
-    def __init__(self, line: Line, rank: int, key: tuple, scored: tuple,
-                 candidates: tuple[str, ...], existing: list[ExistingAllocation]) -> None:
-        settings = line.settings
-        self.line = line
-        self.rank = rank
-        self.key = key
-        self.score, self.values, self.weights = scored
-        self.strategy = effective_strategy(line)
-        self.candidates = candidates
-        self.min_confidence = settings.inbound_min_confidence
-        self.max_split = settings.max_split_locations
-        self.substitutes_allowed = line.allow_substitute and settings.allow_substitutes
-        self.needs_approval = settings.substitute_needs_approval
-        self.existing = existing
-        self.fixed = []
-        self.fixed_quantity = ZERO
-        held: dict[PoolKey, Decimal] = {}
-        substitute_reserved: dict[PoolKey, Decimal] = {}
-        held_before = ZERO
-        for alloc in existing:
-            if alloc.state in FIXED_STATES:
-                self.fixed.append(alloc)
-                self.fixed_quantity += alloc.quantity
-                held_before += alloc.quantity
-                continue
-            pool_key = (alloc.item, alloc.location, alloc.supply_ref)
-            held[pool_key] = held.get(pool_key, ZERO) + alloc.quantity
-            held_before += alloc.quantity
-            if alloc.state == "reserved" and alloc.item != line.item:
-                substitute_reserved[pool_key] = substitute_reserved.get(pool_key, ZERO) + alloc.quantity
-        self.held = held
-        self.held_before = held_before
-        self.substitute_reserved = substitute_reserved
-        self.dimensions: dict[str, str | None] | None = None
-        self.quota_cache: dict[str, tuple[QuotaKey, ...]] = {}
-        self.match_cache: dict[int, bool] = {}
-        # start() runs at the beginning of every pass over the line's group.
 
     def start(self) -> None:
         """Reset what this run took (fixed allocations always count)."""
         self.total = self.fixed_quantity
-        self.takes: list[_Take] = []
-        self.taken: dict[PoolKey, Decimal] = {}
+        self.takes = []
+        if self.held:
+            self.taken = {}
         self.locations = {alloc.location for alloc in self.fixed} if self.fixed else set()
         self.split_blocked = False
         # Explanations are rare: their containers are made on first use.
-        self.protections_blocked: dict[int, _ProtectedStock] | None = None
-        self.quotas_blocked: dict[QuotaKey, None] | None = None
-        self.low_confidence: dict[str, float] | None = None
-        self.notes: list[str] | None = None
-        self.unit_blocked: tuple[int, ...] | None = None
+        self.protections_blocked = None
+        self.quotas_blocked = None
+        self.low_confidence = None
+        self.notes = None
+        self.unit_blocked = None
         self.prefer_held = True
-        self.allowed_locations: set[str] | None = None
+        self.allowed_locations = None
 
-    def note(self, text: str) -> None:
+    def note(self, fact: tuple) -> None:
         if self.notes is None:
             self.notes = []
-        self.notes.append(text)
+        self.notes.append(fact)
 
     def matches(self, protection_index: int, scope: tuple[tuple[str, str], ...]) -> bool:
-        cached = self.match_cache.get(protection_index)
+        match_cache = self.match_cache
+        if match_cache is None:
+            match_cache = self.match_cache = {}
+        cached = match_cache.get(protection_index)
         if cached is None:
             if self.dimensions is None:
                 self.dimensions = line_dimensions(self.line)
             dimensions = self.dimensions
             cached = all(dimensions.get(name) == value for name, value in scope)
-            self.match_cache[protection_index] = cached
+            match_cache[protection_index] = cached
         return cached
-
-    def ceiling(self) -> Decimal:
-        strategy = self.strategy
-        quantity = self.line.quantity
-        if strategy == "fill":
-            return min(quantity, self.held_before)
-        if strategy == "lose":
-            return ZERO
-        return quantity
 
 
 class _Run:
     """Supply pools, memoised sourcing lists and quota counters shared by a run."""
 
-    def __init__(self, inp: EngineInput) -> None:
+    def __init__(self, inp: EngineInput, scale_values: dict[Decimal, None]) -> None:
         self.as_of = inp.as_of
         self.locations = tuple(sorted(set(inp.locations)))
         self.item_class: dict[str, str] = {item.sku: item.item_class for item in inp.items}
@@ -261,9 +330,7 @@ class _Run:
             region: tuple(location for location, _ in sorted(by_location.items(), key=lambda kv: kv[1]))
             for region, by_location in lanes_by_region.items()
         }
-        self.pools: dict[PoolKey, _Pool] = {}
-        self.pools_by_item: dict[str, list[_Pool]] = {}
-        self.inbound_by_item: dict[str, list[_Pool]] = {}
+        # Every quantity the run computes with, so one exact scale fits them all.
         keep = (_HUNDRED - Decimal(str(inp.stale_feed_buffer_pct))) / _HUNDRED
         on_hand_totals: dict[tuple[str, str], Decimal] = {}
         for row in inp.on_hand:
@@ -272,8 +339,21 @@ class _Run:
                 available = available * keep
             pair = (row.item, row.location)
             on_hand_totals[pair] = on_hand_totals.get(pair, ZERO) + available
+        for available in on_hand_totals.values():
+            scale_values[available] = None
+        for row in inp.inbound:
+            scale_values[row.quantity] = None
+        for protection in inp.protections:
+            scale_values[protection.quantity] = None
+        for quota in inp.quotas:
+            scale_values[quota.quantity] = None
+        self.scale = scale = _Scale(scale_values)
+        units = scale.to_units
+        self.pools: dict[PoolKey, _Pool] = {}
+        self.pools_by_item: dict[str, list[_Pool]] = {}
+        self.inbound_by_item: dict[str, list[_Pool]] = {}
         for (item, location), available in on_hand_totals.items():
-            pool = _Pool(item, location, None, available)
+            pool = _Pool(item, location, None, units[available])
             self.pools[pool.key] = pool
             self.pools_by_item.setdefault(item, []).append(pool)
         for row in inp.inbound:
@@ -282,10 +362,10 @@ class _Run:
             key = (row.item, row.location, row.ref)
             existing_pool = self.pools.get(key)
             if existing_pool is not None:
-                existing_pool.initial_free += row.quantity
+                existing_pool.initial_free += units[row.quantity]
                 existing_pool.free = existing_pool.initial_free
                 continue
-            pool = _Pool(row.item, row.location, row.ref, row.quantity, row.eta, row.confidence)
+            pool = _Pool(row.item, row.location, row.ref, units[row.quantity], row.eta, row.confidence)
             self.pools[key] = pool
             self.pools_by_item.setdefault(row.item, []).append(pool)
             self.inbound_by_item.setdefault(row.item, []).append(pool)
@@ -295,19 +375,20 @@ class _Run:
             pool = self.pools.get((protection.sku, protection.location, None))
             if pool is None or protection.quantity <= 0:
                 continue
-            held = min(protection.quantity, pool.initial_free)
+            held = min(units[protection.quantity], pool.initial_free)
             pool.initial_free -= held
             pool.free = pool.initial_free
             if pool.protected is None:
                 pool.protected = []
             pool.protected.append(_ProtectedStock(protection, held))
         self.quotas: tuple[Quota, ...] = tuple(sorted(inp.quotas, key=lambda q: q.index))
-        self.quota_quantity: dict[int, Decimal] = {quota.index: quota.quantity for quota in self.quotas}
+        self.quota_quantity: dict[int, int] = {quota.index: units[quota.quantity] for quota in self.quotas}
         self.quota_period: dict[int, str] = {quota.index: quota.period for quota in self.quotas}
-        self.quota_remaining: dict[QuotaKey, Decimal] = {}
+        self.quota_remaining: dict[QuotaKey, int] = {}
         self.candidate_memo: dict[tuple, tuple[str, ...]] = {}
         self.on_hand_memo: dict[tuple, list[_Pool]] = {}
         self.inbound_memo: dict[tuple, list[_Pool]] = {}
+        self.sequence_memo: dict[tuple, tuple[list[date], dict[int, _Sequence]]] = {}
 
     # -- sourcing lists -------------------------------------------------------------------
 
@@ -349,10 +430,84 @@ class _Run:
             self.inbound_memo[memo_key] = found
         return found
 
+    def steps(self, state: _LineState) -> list[tuple[list[_Pool], list[_Pool]]]:
+        """The steps of allocation.md's "Order of supply" for a line: ``(pools it may take
+        from, inbound pools below its confidence)`` each."""
+        item = state.line.item
+        candidates = state.candidates
+        requested = state.line.requested_date
+        minimum = state.min_confidence
+
+        def confident(pools: list[_Pool], on_time: bool) -> tuple[list[_Pool], list[_Pool]]:
+            chosen, below = [], []
+            for pool in pools:
+                if (pool.eta <= requested) is not on_time:
+                    continue
+                (below if pool.confidence < minimum else chosen).append(pool)
+            return chosen, below
+
+        steps = [(self.on_hand_list(item, candidates), [])]
+        inbound = self.inbound_list(item, candidates)
+        if inbound:
+            steps.append(confident(inbound, True))
+        substitutes = self.substitutes.get(item, ()) if state.substitutes_allowed else ()
+        for substitute in substitutes:
+            steps.append((self.on_hand_list(substitute, candidates), []))
+            substitute_inbound = self.inbound_list(substitute, candidates)
+            if substitute_inbound:
+                steps.append(confident(substitute_inbound, True))
+        if inbound:
+            steps.append(confident(inbound, False))
+        for substitute in substitutes:
+            substitute_inbound = self.inbound_list(substitute, candidates)
+            if substitute_inbound:
+                steps.append(confident(substitute_inbound, False))
+        return steps
+
+    def plain_sequence(self, state: _LineState) -> _Sequence:
+        """The line's sourcing sequence with nothing it held in front (memoised).
+
+        The requested date only decides which inbound is on time, so lines whose requested
+        dates fall between the same two etas of the inbound they can use share a sequence."""
+        line = state.line
+        candidates = state.candidates
+        substitutes = state.substitutes_allowed
+        item = line.item
+        memo_key = (item, candidates, substitutes, state.min_confidence)
+        entry = self.sequence_memo.get(memo_key)
+        if entry is None:
+            etas = {pool.eta for pool in self.inbound_list(item, candidates)}
+            if substitutes:
+                for substitute in self.substitutes.get(item, ()):
+                    etas.update(pool.eta for pool in self.inbound_list(substitute, candidates))
+            entry = self.sequence_memo[memo_key] = (sorted(etas), {})
+        etas, sequences = entry
+        position = bisect_right(etas, line.requested_date) if etas else 0
+        found = sequences.get(position)
+        if found is None:
+            found = sequences[position] = _flatten(self.steps(state), None)
+        return found
+
+    def sequence(self, state: _LineState) -> _Sequence:
+        """The sequence :func:`_source` walks: what the line held first in each step while
+        it prefers what it held (allocation.md: stability)."""
+        if state.prefer_held and state.held:
+            found = state.held_sequence
+            if found is None:
+                found = state.held_sequence = _flatten(self.steps(state), state.held)
+            return found
+        found = state.plain
+        if found is None:
+            found = state.plain = self.plain_sequence(state)
+        return found
+
     # -- quotas -----------------------------------------------------------------------------
 
     def quota_keys(self, state: _LineState, item: str) -> tuple[QuotaKey, ...]:
-        found = state.quota_cache.get(item)
+        quota_cache = state.quota_cache
+        if quota_cache is None:
+            quota_cache = state.quota_cache = {}
+        found = quota_cache.get(item)
         if found is None:
             if state.dimensions is None:
                 state.dimensions = line_dimensions(state.line)
@@ -367,86 +522,59 @@ class _Run:
                 if all(dimensions.get(name) == value for name, value in quota.scope):
                     keys.append((quota.index, period_key(quota.period, state.line.requested_date)))
             found = tuple(keys)
-            state.quota_cache[item] = found
+            quota_cache[item] = found
         return found
 
-    def quota_room(self, key: QuotaKey) -> Decimal:
+    def quota_room(self, key: QuotaKey) -> int:
         remaining = self.quota_remaining.get(key)
         if remaining is None:
             remaining = self.quota_quantity[key[0]]
-        return remaining if remaining > 0 else ZERO
+        return remaining if remaining > 0 else 0
 
-    def quota_spend(self, key: QuotaKey, quantity: Decimal) -> None:
+    def quota_spend(self, key: QuotaKey, quantity: int) -> None:
         remaining = self.quota_remaining.get(key)
         if remaining is None:
             remaining = self.quota_quantity[key[0]]
         self.quota_remaining[key] = remaining - quantity
 
 
-def _held_first(pools: list[_Pool], held: dict[PoolKey, Decimal]) -> list[_Pool]:
-    """The pools of one step with those the line holds in front: :func:`_source` takes
-    what it held from them on that first visit, and more only on the second."""
-    if not held:
-        return pools
-    first = [pool for pool in pools if pool.key in held]
-    if not first:
-        return pools
-    return first + pools
+def _flatten(steps: list[tuple[list[_Pool], list[_Pool]]], held: dict[PoolKey, int] | None) -> _Sequence:
+    """One list of the steps' pools; with ``held``, the pools a line holds come first in
+    each step too (:func:`_source` takes what it held from them on that first visit)."""
+    pools: list[_Pool] = []
+    checks: list[tuple[int, list[_Pool]]] = []
+    for step, below in steps:
+        if below:
+            checks.append((len(pools), below))
+        if held:
+            pools.extend(pool for pool in step if pool.key in held)
+        pools.extend(step)
+    return _Sequence(pools, checks)
 
 
-def _confident(run: _Run, state: _LineState, pools: list[_Pool], on_time: bool) -> list[_Pool]:
-    """Inbound pools due on or before (``on_time``) or after the requested date that
-    reach the line's confidence threshold."""
-    requested = state.line.requested_date
-    minimum = state.min_confidence
-    chosen = []
-    for pool in pools:
-        if (pool.eta <= requested) is not on_time:
-            continue
-        if pool.confidence < minimum:
+def _check_confidence(state: _LineState, sequence: _Sequence, reached: int) -> None:
+    """Record the inbound below the line's confidence in the steps it reached (those that
+    still had supply when it got there; the line takes nothing from them, so "then" is now)."""
+    for start, below in sequence.checks:
+        if start > reached:
+            break
+        for pool in below:
             if pool.free > 0:
                 if state.low_confidence is None:
                     state.low_confidence = {}
                 state.low_confidence[pool.ref] = pool.confidence
-            continue
-        chosen.append(pool)
-    return chosen
 
 
-def _sourcing_order(run: _Run, state: _LineState) -> Iterator[_Pool]:
-    """Supply pools in the order a line takes them (allocation.md, "Order of supply")."""
-    line = state.line
-    item = line.item
-    candidates = state.candidates
-    held = state.held if state.prefer_held else {}
-    yield from _held_first(run.on_hand_list(item, candidates), held)
-    inbound = run.inbound_list(item, candidates)
-    if inbound:
-        yield from _held_first(_confident(run, state, inbound, True), held)
-    substitutes = run.substitutes.get(item, ()) if state.substitutes_allowed else ()
-    for substitute in substitutes:
-        yield from _held_first(run.on_hand_list(substitute, candidates), held)
-        substitute_inbound = run.inbound_list(substitute, candidates)
-        if substitute_inbound:
-            yield from _held_first(_confident(run, state, substitute_inbound, True), held)
-    if inbound:
-        yield from _held_first(_confident(run, state, inbound, False), held)
-    for substitute in substitutes:
-        substitute_inbound = run.inbound_list(substitute, candidates)
-        if substitute_inbound:
-            yield from _held_first(_confident(run, state, substitute_inbound, False), held)
-
-
-def _available_to(state: _LineState, pool: _Pool) -> Decimal:
+def _available_to(state: _LineState, pool: _Pool) -> int:
     available = pool.free
     if pool.protected is not None:
         for stock in pool.protected:
-            if stock.remaining > 0 and state.matches(stock.protection.index, stock.protection.scope):
+            if stock.remaining > 0 and state.matches(stock.index, stock.scope):
                 available += stock.remaining
     return available
 
 
-def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) -> Decimal:
+def _take(run: _Run, state: _LineState, pool: _Pool, want: int, kept: bool) -> int:
     """Move up to ``want`` from ``pool`` to the line, within protections and quotas."""
     matched: list[_ProtectedStock] | None = None
     available = pool.free
@@ -455,16 +583,15 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) 
         for stock in pool.protected:
             if stock.remaining <= 0:
                 continue
-            protection = stock.protection
-            if state.matches(protection.index, protection.scope):
+            if state.matches(stock.index, stock.scope):
                 matched.append(stock)
                 available += stock.remaining
             else:
                 if state.protections_blocked is None:
                     state.protections_blocked = {}
-                state.protections_blocked[protection.index] = stock
+                state.protections_blocked[stock.index] = stock
     if available <= 0:
-        return ZERO
+        return 0
     quantity = want if want < available else available
     quota_keys: tuple[QuotaKey, ...] = ()
     if run.quotas:
@@ -477,7 +604,7 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) 
                     state.quotas_blocked = {}
                 state.quotas_blocked[key] = None
         if quantity <= 0:
-            return ZERO
+            return 0
     rest = quantity
     parts = None
     if matched:
@@ -493,40 +620,68 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) 
     for key in quota_keys:
         run.quota_spend(key, quantity)
     undo = (rest, parts, quota_keys, quantity)
-    line = state.line
     takes = state.takes
-    if pool.item != line.item and state.needs_approval:
-        reserved_left = state.substitute_reserved.get(pool.key, ZERO)
+    # A take is (pool, quantity, state, kept, undo); ``undo`` is on the record that carries
+    # the pool and quota deductions (a substitute take split into a reserved and a proposed
+    # part carries them once).
+    if state.needs_approval and pool.item != state.line.item:
+        reserved_left = state.substitute_reserved.get(pool.key, 0)
         reserved = reserved_left if reserved_left < quantity else quantity
         if reserved > 0:
             state.substitute_reserved[pool.key] = reserved_left - reserved
-            takes.append(_Take(pool, reserved, "reserved", kept, undo))
+            takes.append((pool, reserved, "reserved", kept, undo))
             undo = None
         if quantity > reserved:
-            takes.append(_Take(pool, quantity - reserved, "proposed", kept, undo))
+            takes.append((pool, quantity - reserved, "proposed", kept, undo))
     else:
-        takes.append(_Take(pool, quantity, "reserved", kept, undo))
+        takes.append((pool, quantity, "reserved", kept, undo))
     state.total += quantity
-    state.taken[pool.key] = state.taken.get(pool.key, ZERO) + quantity
+    if state.held:
+        # Only read back for what a line held (its room there) and for limits, which are held too.
+        taken = state.taken
+        taken[pool.key] = taken.get(pool.key, 0) + quantity
     state.locations.add(pool.location)
     return quantity
 
 
-def _source(run: _Run, state: _LineState, need: Decimal,
-            limits: dict[PoolKey, Decimal] | None, kept: bool) -> None:
+def _source(run: _Run, state: _LineState, need: int, limits: dict[PoolKey, int] | None, kept: bool) -> None:
     """Take up to ``need`` in sourcing order; ``limits`` restricts the line to those
     pools and quantities (keeps, and lines on credit hold)."""
+    sequence = run.sequence(state)
+    pools = sequence.pools
     locations = state.locations
     max_split = state.max_split
     held = state.held if state.prefer_held and state.held else None
-    visited: set[PoolKey] = set()
     allowed = state.allowed_locations
-    for pool in _sourcing_order(run, state):
+    if held is None and limits is None and allowed is None:
+        # The common case: free supply, in sourcing order, within the split limit.
+        position = 0
+        for pool in pools:
+            if pool.location not in locations and len(locations) >= max_split:
+                if _available_to(state, pool) > 0:
+                    state.split_blocked = True
+            elif pool.free > 0 or pool.protected is not None:
+                got = _take(run, state, pool, need, kept)
+                if got:
+                    need -= got
+                    if need <= 0:
+                        if sequence.checks:
+                            _check_confidence(state, sequence, position)
+                        return
+            position += 1
+        if sequence.checks:
+            _check_confidence(state, sequence, position)
+        return
+    visited: set[PoolKey] = set()
+    taken = state.taken
+    position = -1
+    for pool in pools:
+        position += 1
         if allowed is not None and pool.location not in allowed:
             continue
         if held is not None and pool.key in held and pool.key not in visited:
             visited.add(pool.key)
-            room = held[pool.key] - state.taken.get(pool.key, ZERO)
+            room = held[pool.key] - taken.get(pool.key, 0)
             if room <= 0:
                 continue
             if room < need:
@@ -537,7 +692,7 @@ def _source(run: _Run, state: _LineState, need: Decimal,
             limit = limits.get(pool.key)
             if limit is None:
                 continue
-            limit -= state.taken.get(pool.key, ZERO)
+            limit -= taken.get(pool.key, 0)
             want = need if need < limit else limit
             if want <= 0:
                 continue
@@ -551,24 +706,26 @@ def _source(run: _Run, state: _LineState, need: Decimal,
         if got:
             need -= got
             if need <= 0:
+                _check_confidence(state, sequence, position)
                 return
+    _check_confidence(state, sequence, len(pools))
 
 
-def _take_within_split(run: _Run, state: _LineState, pool: _Pool, want: Decimal, kept: bool) -> Decimal:
+def _take_within_split(run: _Run, state: _LineState, pool: _Pool, want: int, kept: bool) -> int:
     if pool.location not in state.locations and len(state.locations) >= state.max_split:
         if _available_to(state, pool) > 0:
             state.split_blocked = True
-        return ZERO
+        return 0
     return _take(run, state, pool, want, kept)
 
 
-def _consume_fixed(run: _Run, state: _LineState, alloc: ExistingAllocation) -> None:
+def _consume_fixed(run: _Run, state: _LineState, alloc: ExistingAllocation, quantity: int) -> None:
     """Fixed allocations consume their supply first, whatever else wants it."""
     pool = run.pools.get((alloc.item, alloc.location, alloc.supply_ref))
     if pool is not None:
-        rest = alloc.quantity
+        rest = quantity
         protected = pool.protected or []
-        matching = [s for s in protected if state.matches(s.protection.index, s.protection.scope)]
+        matching = [s for s in protected if state.matches(s.index, s.scope)]
         others = [s for s in protected if s not in matching]
         for stock in matching:
             part = min(stock.remaining, rest)
@@ -583,29 +740,29 @@ def _consume_fixed(run: _Run, state: _LineState, alloc: ExistingAllocation) -> N
             rest -= part
     if run.quotas:
         for key in run.quota_keys(state, alloc.item):
-            run.quota_spend(key, alloc.quantity)
+            run.quota_spend(key, quantity)
 
 
 def _rollback(run: _Run, state: _LineState) -> bool:
     """Give back everything the line took in this run; True when that included keeps."""
     had_keeps = False
-    for take in state.takes:
-        had_keeps = had_keeps or take.kept
-        if take.state == "reserved" and take.pool.item != state.line.item and state.needs_approval:
-            state.substitute_reserved[take.pool.key] = (
-                state.substitute_reserved.get(take.pool.key, ZERO) + take.quantity
-            )
-        if take.undo is None:
+    item = state.line.item
+    for pool, quantity, take_state, kept, undo in state.takes:
+        had_keeps = had_keeps or kept
+        if take_state == "reserved" and pool.item != item and state.needs_approval:
+            state.substitute_reserved[pool.key] = state.substitute_reserved.get(pool.key, 0) + quantity
+        if undo is None:
             continue
-        free_part, parts, quota_keys, quantity = take.undo
-        take.pool.free += free_part
+        free_part, parts, quota_keys, taken = undo
+        pool.free += free_part
         if parts:
             for stock, part in parts:
                 stock.remaining += part
         for key in quota_keys:
-            run.quota_spend(key, -quantity)
+            run.quota_spend(key, -taken)
     state.takes = []
-    state.taken = {}
+    if state.held:
+        state.taken = {}
     state.total = state.fixed_quantity
     state.locations = {alloc.location for alloc in state.fixed}
     return had_keeps
@@ -615,13 +772,13 @@ def _fill_unit(run: _Run, unit: list[_LineState]) -> list[_LineState]:
     """Let each line of a unit take free supply up to its ceiling; returns the lines that
     end short of an all-or-nothing requirement (ship-complete, ``allow_partial = false``)."""
     for state in unit:
-        need = state.ceiling() - state.total
+        need = state.ceiling - state.total
         if need > 0:
             _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
     if unit[0].line.ship_complete:
-        return [state for state in unit if state.total < state.line.quantity]
+        return [state for state in unit if state.total < state.quantity]
     state = unit[0]
-    if not state.line.settings.allow_partial and state.total < state.line.quantity:
+    if not state.settings.allow_partial and state.total < state.quantity:
         return [state]
     return []
 
@@ -645,9 +802,9 @@ def _fill_unit_searching(run: _Run, unit: list[_LineState]) -> bool:
 
 
 def _fill_line_searching(run: _Run, state: _LineState) -> bool:
-    quantity = state.line.quantity
+    quantity = state.quantity
     limits = state.held if state.line.credit_hold else None
-    need = state.ceiling() - state.total
+    need = state.ceiling - state.total
     if need <= 0:
         return state.total >= quantity
     if state.total + need < quantity:
@@ -656,20 +813,22 @@ def _fill_line_searching(run: _Run, state: _LineState) -> bool:
     if state.total >= quantity:
         return True
     _rollback(run, state)
-    available: dict[str, Decimal] = {}
-    for pool in _sourcing_order(run, state):
+    available: dict[str, int] = {}
+    sequence = run.sequence(state)
+    for pool in sequence.pools:
         amount = _available_to(state, pool)
         if limits is not None:
-            amount = min(amount, limits.get(pool.key, ZERO))
+            amount = min(amount, limits.get(pool.key, 0))
         if amount > 0:
-            available[pool.location] = available.get(pool.location, ZERO) + amount
+            available[pool.location] = available.get(pool.location, 0) + amount
+    _check_confidence(state, sequence, len(sequence.pools))
     fixed_locations = set(state.locations)
-    base = sum((available.get(location, ZERO) for location in fixed_locations), ZERO)
+    base = sum(available.get(location, 0) for location in fixed_locations)
     options = [location for location in state.candidates
                if location in available and location not in fixed_locations]
-    for size in range(0, state.max_split - len(fixed_locations) + 1):
+    for size in range(state.max_split - len(fixed_locations) + 1):
         for combination in itertools.combinations(options, size):
-            if base + sum((available[location] for location in combination), ZERO) < need:
+            if base + sum(available[location] for location in combination) < need:
                 continue
             state.allowed_locations = fixed_locations.union(combination)
             _source(run, state, need, limits, kept=False)
@@ -681,30 +840,44 @@ def _fill_line_searching(run: _Run, state: _LineState) -> bool:
 
 
 def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[str],
-                    no_keep: set[int]) -> set[int]:
+                    no_keep: set[int], first_pass: bool) -> set[int]:
     """One pass over a group; returns the keys of lines whose keeps had to be given back."""
     for item in items:
         for pool in run.pools_by_item.get(item, ()):
             pool.reset()
     run.quota_remaining = {}
+    to_units = run.scale.to_units
+    gains: list[_LineState] = []
     for unit in units:
         for state in unit:
-            state.start()
+            if not first_pass:
+                state.start()
             if state.fixed:
                 for alloc in state.fixed:
-                    _consume_fixed(run, state, alloc)
+                    _consume_fixed(run, state, alloc, to_units[alloc.quantity])
+            if state.strategy == "gain" and state.held:
+                gains.append(state)
     # Gain lines keep what they held, in rank order, before anyone takes free supply.
-    for unit in units:
-        for state in unit:
-            if state.strategy == "gain" and state.held and state.line.key not in no_keep:
-                need = min(state.line.quantity - state.total, state.held_before - state.fixed_quantity)
-                if need > 0:
-                    _source(run, state, need, state.held, kept=True)
+    for state in gains:
+        if state.line.key not in no_keep:
+            need = min(state.quantity - state.total, state.held_before - state.fixed_quantity)
+            if need > 0:
+                _source(run, state, need, state.held, kept=True)
     lost_keeps: set[int] = set()
     for unit in units:
-        short = _fill_unit(run, unit)
-        if not short:
-            continue
+        if len(unit) == 1:
+            # A single line (the common unit): inline what _fill_unit does for it.
+            state = unit[0]
+            need = state.ceiling - state.total
+            if need > 0:
+                _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
+            if state.total >= state.quantity or (state.settings.allow_partial and not state.line.ship_complete):
+                continue
+            short = [state]
+        else:
+            short = _fill_unit(run, unit)
+            if not short:
+                continue
         gave_back_keeps = False
         for state in unit:
             gave_back_keeps = _rollback(run, state) or gave_back_keeps
@@ -716,74 +889,99 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
             short_lines = tuple(state.line.line for state in short)
             for state in unit:
                 state.unit_blocked = short_lines
-                state.note(
-                    f"ship_complete order {state.line.order} blocked: line(s) "
-                    + ", ".join(map(str, short_lines)) + " not fully coverable"
-                )
+                state.note(("ship_complete_blocked", state.line.order, short_lines))
         else:
             state = unit[0]
-            state.note(f"allow_partial=false: {fmt_quantity(state.line.quantity)} "
-                       "not coverable, nothing allocated")
+            state.note(("all_or_nothing", state.quantity))
     return lost_keeps - no_keep
 
 
 # -- results -------------------------------------------------------------------------------
 
-_NO_CONSTRAINTS: tuple[str, ...] = ()
+_NO_FACTS: tuple = ()
 
 
-def _step_label(state: _LineState, pool: _Pool) -> str:
-    kind = "inbound" if pool.inbound else "on-hand"
-    if pool.item != state.line.item:
-        kind = "substitute " + kind
-    return kind
+class _Results:
+    """What turning line states into decisions shares: memoised fingerprint texts."""
+
+    __slots__ = ("as_of", "decimal", "fingerprint_memo", "part_memo", "places", "run", "short_memo", "to_units")
+
+    def __init__(self, run: _Run) -> None:
+        self.run = run
+        self.as_of = run.as_of
+        self.places = run.scale.places
+        self.decimal = run.scale.decimal
+        self.to_units = run.scale.to_units
+        self.part_memo: dict[tuple, str] = {}
+        self.fingerprint_memo: dict[str, str] = {}
+        self.short_memo: dict[tuple, str] = {}
+
+    def fingerprint(self, allocations: list[AllocationDecision], strategy: str, priority_class: int) -> str:
+        """A stable hash of a line's allocations, strategy and class (order-independent)."""
+        part_memo = self.part_memo
+        parts = []
+        for alloc in allocations:
+            memo_key = alloc[1:7]
+            part = part_memo.get(memo_key)
+            if part is None:
+                part = part_memo[memo_key] = (
+                    f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
+                    f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
+                )
+            parts.append(part)
+        if len(parts) > 1:
+            parts.sort()  # the same allocations in another order are the same decision
+        parts.append(strategy)
+        parts.append(str(priority_class))
+        text = "|".join(parts)
+        found = self.fingerprint_memo.get(text)
+        if found is None:
+            found = self.fingerprint_memo[text] = hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+        return found
 
 
-def _path_entry(state: _LineState, take: _Take) -> str:
-    pool = take.pool
-    label = f"kept {_step_label(state, pool)}" if take.kept else _step_label(state, pool)
-    if pool.inbound:
-        label = (f"{label} {pool.ref} {pool.location} {pool.item} {fmt_quantity(take.quantity)}"
-                 f" eta {pool.eta.isoformat()}")
-    else:
-        label = f"{label} {pool.location} {pool.item} {fmt_quantity(take.quantity)}"
-    if take.state == "proposed":
-        label += " (proposed)"
-    return label
-
-
-def _decide(run: _Run, state: _LineState, factor_cache: FactorCache) -> LineDecision:
-    """The decision of one line once its group is allocated."""
-    as_of = run.as_of
+def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[RaisedException] | None]:
+    """The decision of one line once its group is allocated, and the exceptions it raises."""
     line = state.line
     line_key = line.key
     requested = line.requested_date
+    as_of = results.as_of
     on_hand_date = requested if requested >= as_of else as_of
     allocations: list[AllocationDecision] = []
-    path: list[str] = []
+    units: list[int] = []  # each allocation's quantity in units
+    path: list[tuple] = []
+    to_units = results.to_units
     for alloc in state.fixed:
-        allocations.append(AllocationDecision(
+        allocations.append(_new_tuple(AllocationDecision, (
             line_key, alloc.item, alloc.location, alloc.supply_ref, alloc.quantity,
             alloc.confirmed_date, alloc.state, alloc.id,
-        ))
-        path.append(f"fixed {alloc.state} {alloc.location} {alloc.item} {fmt_quantity(alloc.quantity)}")
+        )))
+        units.append(to_units[alloc.quantity])
+        path.append((FIXED, alloc.state, alloc.location, alloc.item, alloc.quantity))
     takes = state.takes
     if takes:
+        item = line.item
+        decimal = results.decimal
         merged: dict[tuple, list] = {}
-        for take in takes:
-            path.append(_path_entry(state, take))
-            slot = merged.get((take.pool.key, take.state))
+        for pool, quantity, take_state, kept, _undo in takes:
+            flags = KEPT if kept else 0
+            if pool.item != item:
+                flags |= SUBSTITUTE
+            if take_state == "proposed":
+                flags |= PROPOSED
+            path.append((flags, pool.fact, quantity))
+            slot = merged.get((pool, take_state))
             if slot is None:
-                merged[(take.pool.key, take.state)] = [take.pool, take.quantity, take.state]
+                merged[(pool, take_state)] = [pool, quantity, take_state]
             else:
-                slot[1] += take.quantity
+                slot[1] += quantity
         unchanged: dict[tuple, list[int]] | None = None
         if len(state.existing) > len(state.fixed):
             unchanged = {}
             for alloc in state.existing:
                 if alloc.state not in FIXED_STATES:
                     unchanged.setdefault(
-                        (alloc.item, alloc.location, alloc.supply_ref, alloc.state, alloc.quantity,
+                        (alloc.item, alloc.location, alloc.supply_ref, alloc.state, to_units[alloc.quantity],
                          alloc.confirmed_date), []
                     ).append(alloc.id)
         for pool, quantity, alloc_state in merged.values():
@@ -796,199 +994,154 @@ def _decide(run: _Run, state: _LineState, factor_cache: FactorCache) -> LineDeci
                 ids = unchanged.get((pool.item, pool.location, pool.ref, alloc_state, quantity, confirmed))
                 if ids:
                     existing_id = ids.pop(0)
-            allocations.append(AllocationDecision(
-                line_key, pool.item, pool.location, pool.ref, quantity, confirmed, alloc_state,
+            allocations.append(_new_tuple(AllocationDecision, (
+                line_key, pool.item, pool.location, pool.ref, decimal(quantity), confirmed, alloc_state,
                 existing_id,
-            ))
-    quantity = line.quantity
+            )))
+            units.append(quantity)
+    quantity = state.quantity
     total = state.total
-    shortfall = quantity - total if total < quantity else ZERO
-    if shortfall > 0 or state.notes or line.credit_hold or state.strategy == "lose":
-        constraints = tuple(_constraints(run, state, shortfall))
+    shortfall = quantity - total if total < quantity else 0
+    strategy = state.strategy
+    if shortfall > 0 or state.notes or line.credit_hold or strategy == "lose":
+        constraints = _constraint_facts(results.run, state, shortfall)
     else:
-        constraints = _NO_CONSTRAINTS
-    parts = [
-        f"{alloc.item}@{alloc.location}@{alloc.supply_ref or ''}={fmt_quantity(alloc.quantity)}"
-        f"/{alloc.confirmed_date.isoformat()}/{alloc.state}"
-        for alloc in allocations
-    ]
-    if len(parts) > 1:
-        parts.sort()  # the same allocations in another order are the same decision
-    parts.append(state.strategy)
-    parts.append(str(line.settings.priority_class))
-    fingerprint = hashlib.blake2b("|".join(parts).encode(), digest_size=16).hexdigest()
-    return LineDecision(
-        line_key, state.rank, state.key, state.score,
-        factor_cache.factors(state.values, state.weights), state.strategy,
-        line.settings.priority_class, tuple(allocations), tuple(path), constraints, shortfall,
-        fingerprint,
-    )
+        constraints = _NO_FACTS
+    priority_class = state.settings.priority_class
+    if len(allocations) > 1:
+        fingerprint = results.fingerprint(allocations, strategy, priority_class)
+    else:
+        # Most lines hold one allocation or none: memoise on what the text would say.
+        memo_key = (allocations[0][1:7], strategy, priority_class) if allocations else (strategy, priority_class)
+        fingerprint = results.short_memo.get(memo_key)
+        if fingerprint is None:
+            fingerprint = results.short_memo[memo_key] = results.fingerprint(allocations, strategy, priority_class)
+    decision = _new_tuple(LineDecision, (
+        line_key, state.rank, state.key, state.score, state.values, state.settings.weights, strategy,
+        priority_class, tuple(allocations), tuple(path), constraints, results.decimal(shortfall),
+        fingerprint, results.places,
+    ))
+    return decision, _line_exceptions(results, state, allocations, units, shortfall, constraints)
 
 
-def _constraints(run: _Run, state: _LineState, shortfall: Decimal) -> list[str]:
+def _constraint_facts(run: _Run, state: _LineState, shortfall: int) -> tuple:
     line = state.line
-    found: list[str] = []
+    found: list[tuple] = []
     if line.credit_hold:
-        found.append("credit hold: no new allocation")
+        found.append(("credit_hold",))
     if state.strategy == "lose":
-        found.append("strategy lose: allocation released")
+        found.append(("lose",))
     if shortfall <= 0 and not state.notes:
-        return found
+        return tuple(found)
     ceiling_reasons = len(found)
-    if state.strategy == "fill" and not line.credit_hold and state.held_before < line.quantity:
-        found.append(f"strategy fill: ceiling {fmt_quantity(state.held_before)} (held before the run)")
+    if state.strategy == "fill" and not line.credit_hold and state.held_before < state.quantity:
+        found.append(("fill_ceiling", state.held_before))
         ceiling_reasons += 1
     if state.notes:
         found.extend(state.notes)
     if state.split_blocked:
-        found.append(f"max_split_locations={state.max_split} reached")
+        found.append(("split", state.max_split))
     if state.protections_blocked:
         for index in sorted(state.protections_blocked):
             protection = state.protections_blocked[index].protection
-            found.append(
-                f"protection #{index} at {protection.location} reserves "
-                f"{fmt_quantity(protection.quantity)} for {scope_text(protection.scope)}"
-                f" ({protection.sku})"
-            )
+            found.append(("protection", index, protection.location, protection.quantity, protection.scope,
+                          protection.sku))
     if state.quotas_blocked:
         for quota_index, key in state.quotas_blocked:
-            found.append(f"quota #{quota_index} {run.quota_period[quota_index]} {key} exhausted")
+            found.append(("quota", quota_index, run.quota_period[quota_index], key))
     if state.low_confidence:
         for ref in sorted(state.low_confidence):
-            found.append(
-                f"inbound {ref} confidence {state.low_confidence[ref]:g} "
-                f"below {state.min_confidence:g}"
-            )
+            found.append(("low_confidence", ref, state.low_confidence[ref], state.min_confidence))
     if shortfall > 0 and len(found) == ceiling_reasons:
-        found.append(
-            f"no more supply of {line.item} at {', '.join(state.candidates) or 'any location'}"
-        )
-    return found
+        found.append(("no_supply", line.item, state.candidates))
+    return tuple(found)
 
 
-def _line_exceptions(state: _LineState, decision: LineDecision) -> list[RaisedException]:
+def _line_exceptions(results: _Results, state: _LineState, allocations: list[AllocationDecision],
+                     units: list[int], shortfall: int, constraints: tuple) -> list[RaisedException] | None:
     """The exceptions one line raises (allocation.md, "Exceptions a run raises")."""
     line = state.line
-    quantity = line.quantity
+    quantity = state.quantity
     due = line.promised_date or line.requested_date
     total = state.total
-    shortfall = decision.shortfall
     latest: date | None = None
-    covered_by_due = ZERO
-    reserved_after = ZERO
-    reserved_after_by_due = ZERO
-    proposed: list[AllocationDecision] | None = None
-    for alloc in decision.allocations:
+    covered_by_due = 0
+    reserved_after = 0
+    reserved_after_by_due = 0
+    proposed: list[tuple] | None = None
+    for alloc, amount in zip(allocations, units):
         confirmed = alloc.confirmed_date
         if latest is None or confirmed > latest:
             latest = confirmed
         on_time = confirmed <= due
         if on_time:
-            covered_by_due += alloc.quantity
+            covered_by_due += amount
         if alloc.state in RESERVED_STATES:
-            reserved_after += alloc.quantity
+            reserved_after += amount
             if on_time:
-                reserved_after_by_due += alloc.quantity
+                reserved_after_by_due += amount
         elif alloc.state == "proposed":
             if proposed is None:
                 proposed = []
-            proposed.append(alloc)
+            proposed.append((alloc.item, alloc.location, alloc.supply_ref, amount))
     at_risk = shortfall > 0 or (latest is not None and latest > due)
     below_floor = None
+    strategy = state.strategy
     if not line.credit_hold:
-        strategy = state.strategy
         if strategy == "win" and covered_by_due < quantity:
-            below_floor = (f"win floor: {fmt_quantity(quantity)} by {due.isoformat()}, "
-                           f"{fmt_quantity(covered_by_due)} confirmed by then")
+            below_floor = ("win", quantity, due, covered_by_due)
         elif strategy == "gain" and total < min(state.held_before, quantity):
-            below_floor = (f"gain floor: held {fmt_quantity(min(state.held_before, quantity))} "
-                           f"before the run, {fmt_quantity(total)} now")
+            below_floor = ("gain", min(state.held_before, quantity), total)
         elif line.customer_tier == 1 and shortfall > 0:
-            below_floor = f"tier-1 customer line short by {fmt_quantity(shortfall)}"
-    floor_pct = line.settings.margin_floor_pct
+            below_floor = ("tier1", shortfall)
+    floor_pct = state.settings.margin_floor_pct
     margin_pct = _margin_pct(line) if floor_pct is not None else 0.0
     below_margin = floor_pct is not None and margin_pct < floor_pct
     reversed_numbers = None
     if state.existing:
-        reserved_before = ZERO
-        reserved_before_by_due = ZERO
+        to_units = results.to_units
+        reserved_before = 0
+        reserved_before_by_due = 0
         for alloc in state.existing:
             if alloc.state in RESERVED_STATES:
-                reserved_before += alloc.quantity
+                amount = to_units[alloc.quantity]
+                reserved_before += amount
                 if alloc.confirmed_date <= due:
-                    reserved_before_by_due += alloc.quantity
+                    reserved_before_by_due += amount
         if reserved_after < reserved_before or reserved_after_by_due < reserved_before_by_due:
             reversed_numbers = (reserved_before, reserved_after, reserved_before_by_due,
                                 reserved_after_by_due)
     split = state.split_blocked and shortfall > 0
     if not (at_risk or below_floor or proposed or below_margin or reversed_numbers or split):
-        return []
+        return None
 
-    base = {
-        "ordered": fmt_quantity(quantity),
-        "covered": fmt_quantity(total),
-        "shortfall": fmt_quantity(shortfall),
-        "covered_by_due": fmt_quantity(covered_by_due),
-        "confirmed_date": latest.isoformat() if latest else None,
-        "promised": line.promised_date.isoformat() if line.promised_date else None,
-        "requested": line.requested_date.isoformat(),
-        "strategy": state.strategy,
-        "priority_class": line.settings.priority_class,
-        "reasons": list(decision.constraints),
-    }
-    first_location = decision.allocations[0].location if decision.allocations else line.ship_from
-    where = f"{line.order}/{line.line} {line.item}"
+    line_facts = (
+        results.places, line.order, line.line, line.item, quantity, total, shortfall, covered_by_due, latest,
+        line.promised_date, line.requested_date, due, strategy, state.settings.priority_class, constraints,
+        line.credit_hold,
+    )
+    first_location = allocations[0].location if allocations else line.ship_from
     raised: list[RaisedException] = []
     key_suffix = f":{line.order}/{line.line}"
     line_key, order, item = line.key, line.order, line.item
 
-    def add(kind: str, message: str, **extra) -> None:
-        details = base.copy()
-        if extra:
-            details.update(extra)
-        raised.append(RaisedException(
-            kind, kind + key_suffix, line_key, order, item, first_location, message, details,
-        ))
+    def add(kind: str, extra) -> None:
+        raised.append(_new_tuple(RaisedException, (
+            kind, kind + key_suffix, line_key, order, item, first_location, (line_facts, extra),
+        )))
 
     if below_floor is not None:
-        add("priority_shortage", f"{where}: {below_floor}", floor=below_floor)
+        add("priority_shortage", below_floor)
     if at_risk:
-        summary = (f"{fmt_quantity(total)} of {fmt_quantity(quantity)} covered"
-                   + (f", confirmed {latest.isoformat()}" if latest else "")
-                   + f", due {due.isoformat()}")
-        if line.credit_hold:
-            add("credit_hold", f"{where}: on credit hold, {summary}")
-        else:
-            add("promise_at_risk", f"{where}: {summary}")
+        add("credit_hold" if line.credit_hold else "promise_at_risk", None)
     if proposed:
-        add(
-            "substitution_proposed",
-            f"{where}: substitute proposed, " + ", ".join(
-                f"{alloc.item} {fmt_quantity(alloc.quantity)} at {alloc.location}" for alloc in proposed
-            ),
-            substitutes=[
-                {"item": alloc.item, "location": alloc.location, "supply_ref": alloc.supply_ref,
-                 "quantity": fmt_quantity(alloc.quantity)}
-                for alloc in proposed
-            ],
-        )
+        add("substitution_proposed", tuple(proposed))
     if below_margin:
-        add("margin_below_floor", f"{where}: margin {margin_pct:.2f}% below floor {floor_pct:g}%",
-            margin_pct=round(margin_pct, 4), margin_floor_pct=floor_pct)
+        add("margin_below_floor", (margin_pct, floor_pct))
     if reversed_numbers is not None:
-        before, after, before_by_due, after_by_due = reversed_numbers
-        add(
-            "allocation_reversed",
-            f"{where}: reserved {fmt_quantity(before)} → {fmt_quantity(after)}, "
-            f"by {due.isoformat()} {fmt_quantity(before_by_due)} → {fmt_quantity(after_by_due)}",
-            reserved_before=fmt_quantity(before), reserved_after=fmt_quantity(after),
-            reserved_by_due_before=fmt_quantity(before_by_due),
-            reserved_by_due_after=fmt_quantity(after_by_due),
-        )
+        add("allocation_reversed", reversed_numbers)
     if split:
-        add("split_limit",
-            f"{where}: needs more than {state.max_split} location(s), short {fmt_quantity(shortfall)}",
-            max_split_locations=state.max_split, locations=sorted(state.locations))
+        add("split_limit", (state.max_split, tuple(sorted(state.locations))))
     return raised
 
 
@@ -1000,29 +1153,24 @@ def _margin_pct(line: Line) -> float:
     return (price - cost) / price * 100.0
 
 
-def _ship_complete_exception(order: str, members: list[_LineState]) -> RaisedException:
-    short = list(members[0].unit_blocked or ())
-    lines = [
-        {"line": state.line.line, "item": state.line.item, "ordered": fmt_quantity(state.line.quantity),
-         "coverable": state.line.line not in short}
-        for state in members
-    ]
-    reasons: list[str] = []
+def _ship_complete_exception(places: int, order: str, members: list[_LineState]) -> RaisedException:
+    short = tuple(members[0].unit_blocked or ())
+    lines = tuple(
+        (state.line.line, state.line.item, state.quantity, state.line.line not in short) for state in members
+    )
+    reasons: list[tuple] = []
     for state in members:
         prefix = f"{state.line.order}/{state.line.line}"
         if state.split_blocked:
-            reasons.append(f"{prefix}: max_split_locations={state.max_split} reached")
+            reasons.append((prefix, "split", state.max_split))
         for index in sorted(state.protections_blocked or ()):
-            reasons.append(f"{prefix}: protection #{index}")
+            reasons.append((prefix, "protection", index))
         for quota_index, key in state.quotas_blocked or ():
-            reasons.append(f"{prefix}: quota #{quota_index} {key} exhausted")
-    return RaisedException(
-        type="ship_complete_blocked", key=f"ship_complete_blocked:{order}", line_key=None,
-        order=order, item=None, location=None,
-        message=(f"{order}: ship-complete order blocked, line(s) {', '.join(map(str, short))} "
-                 "cannot be fully covered"),
-        details={"lines": lines, "short_lines": short, "reasons": reasons},
-    )
+            reasons.append((prefix, "quota", quota_index, key))
+    return _new_tuple(RaisedException, (
+        "ship_complete_blocked", f"ship_complete_blocked:{order}", None, order, None, None,
+        (places, order, lines, short, tuple(reasons)),
+    ))
 
 
 def allocate(inp: EngineInput) -> EngineResult:
@@ -1046,63 +1194,203 @@ def allocate(inp: EngineInput) -> EngineResult:
             gc.enable()
 
 
+def _clip(value: float) -> float:
+    if value < 0.0:
+        return 0.0
+    if value > 1.0:
+        return 1.0
+    return value
+
+
 def _allocate(inp: EngineInput) -> EngineResult:
     as_of = inp.as_of
-    run = _Run(inp)
+    lines = inp.lines
+    scale_values: dict[Decimal, None] = dict.fromkeys(line.quantity for line in lines)
     existing_by_line: dict[int, list[ExistingAllocation]] = {}
     for alloc in sorted(inp.existing, key=lambda a: a.id):
         if alloc.quantity > 0:
             existing_by_line.setdefault(alloc.line_key, []).append(alloc)
-    ranked = []
-    for line in inp.lines:
-        scored = score_parts(line, as_of)
-        ranked.append((rank_key_for(line, scored[0]), scored, line))
-    ranked.sort(key=lambda entry: entry[0])
-    # Ship-complete orders are one unit, at the rank of their highest-ranked line.
-    units: list[list[tuple]] = []
-    order_units: dict[str, list[tuple]] = {}
-    for entry in ranked:
-        line = entry[2]
+            scale_values[alloc.quantity] = None
+    run = _Run(inp, scale_values)
+    to_units = run.scale.to_units
+
+    # Score and rank (scoring.factor_values and rank_key_for, with their sub-results memoised).
+    settings_memo: dict[int, tuple] = {}
+    tier_memo: dict[int, float] = {}
+    urgency_memo: dict[tuple, float] = {}
+    age_memo: dict = {}
+    log10 = math.log10
+    keys: list[tuple] = []
+    scored: list[tuple] = []
+    for line in lines:
+        settings = line.settings
+        found = settings_memo.get(id(settings))
+        if found is None:
+            found = settings_memo[id(settings)] = (_Settings(settings), settings)
+        profile = found[0]
+        tier = tier_memo.get(line.customer_tier)
+        if tier is None:
+            tier = tier_memo[line.customer_tier] = _clip((5 - line.customer_tier) / 4)
+        due = line.promised_date or line.requested_date
+        horizon = profile.horizon
+        urgency = urgency_memo.get((due, horizon))
+        if urgency is None:
+            days_ahead = (due - as_of).days
+            if days_ahead <= 0:
+                urgency = 1.0
+            elif horizon <= 0:
+                urgency = 0.0
+            else:
+                urgency = _clip(1.0 - days_ahead / horizon)
+            urgency_memo[(due, horizon)] = urgency
+        price = float(line.unit_price)
+        margin = _clip((price - float(line.unit_cost)) / price) if price > 0 else 0.0
+        line_value = float(line.quantity) * price
+        value = _clip(log10(1 + line_value) / _LOG_VALUE_CAP) if line_value > 0 else 0.0
+        created = line.order_created_at
+        age = age_memo.get(created)
+        if age is None:
+            age = age_memo[created] = _clip((as_of - created.date()).days / 30)
+        penalty = _clip(float(line.late_penalty_per_day) / 1000)
+        risk = _clip(float(line.risk))
+        w = profile.weights
+        total = (0.0 + w[0] * tier + w[1] * urgency + w[2] * margin + w[3] * value + w[4] * age
+                 + w[5] * penalty + w[6] * risk)
+        if line.credit_hold:
+            strategy = "fill"
+        else:
+            strategy = profile.strategy
+            if strategy not in STRATEGY_INDEX:
+                raise ValueError(f"line {line.order}/{line.line}: unknown strategy {strategy!r}")
+        keys.append((STRATEGY_INDEX[strategy], profile.priority_class, -round(total, 6), line.requested_date,
+                     created, line.order, line.line))
+        scored.append((total, (tier, urgency, margin, value, age, penalty, risk), profile, strategy))
+    order = sorted(range(len(lines)), key=keys.__getitem__)
+
+    # Ship-complete orders are one unit, at the rank of their highest-ranked line; lines are
+    # numbered in processing order (a unit's lines one after the other).
+    units: list[list[int]] = []
+    order_positions: dict[str, list[int]] = {}
+    for position in order:
+        line = lines[position]
+        if line.ship_complete:
+            unit_positions = order_positions.get(line.order)
+            if unit_positions is None:
+                unit_positions = order_positions[line.order] = []
+                units.append(unit_positions)
+            unit_positions.append(position)
+        else:
+            units.append([position])
+    groups = item_groups(inp.items, lines, inp.quotas)
+    group_of: dict[str, int] = {sku: index for index, members in enumerate(groups) for sku in members}
+    group_units: dict[int, list[list[_LineState]]] = {}
+    order_units: dict[str, list[_LineState]] = {}
+    states: list[_LineState] = []
+    no_existing: list[ExistingAllocation] = []
+    candidates = run.candidates
+    new_state = _LineState.__new__
+    for position in itertools.chain.from_iterable(units):
+        line = lines[position]
+        total, values, profile, strategy = scored[position]
+        state = new_state(_LineState)
+        state.line = line
+        state.rank = len(states) + 1
+        state.key = keys[position]
+        state.score = total
+        state.values = values
+        state.settings = profile
+        state.strategy = strategy
+        state.candidates = candidates(line)
+        state.min_confidence = profile.min_confidence
+        state.max_split = profile.max_split
+        state.substitutes_allowed = line.allow_substitute and profile.allow_substitutes
+        state.needs_approval = profile.needs_approval
+        quantity = state.quantity = to_units[line.quantity]
+        existing = existing_by_line.get(line.key, no_existing)
+        state.existing = existing
+        fixed = _NOTHING_FIXED
+        fixed_quantity = 0
+        held = _NOTHING_HELD  # read-only; a line's own dicts only when it held something
+        substitute_reserved = _NOTHING_HELD
+        held_before = 0
+        if existing:
+            fixed = []
+            held = {}
+            substitute_reserved = {}
+            for alloc in existing:
+                amount = to_units[alloc.quantity]
+                held_before += amount
+                if alloc.state in FIXED_STATES:
+                    fixed.append(alloc)
+                    fixed_quantity += amount
+                    continue
+                pool_key = (alloc.item, alloc.location, alloc.supply_ref)
+                held[pool_key] = held.get(pool_key, 0) + amount
+                if alloc.state == "reserved" and alloc.item != line.item:
+                    substitute_reserved[pool_key] = substitute_reserved.get(pool_key, 0) + amount
+        state.fixed = fixed
+        state.fixed_quantity = fixed_quantity
+        state.held = held
+        state.held_before = held_before
+        state.substitute_reserved = substitute_reserved
+        if strategy == "fill":
+            state.ceiling = quantity if quantity < held_before else held_before
+        elif strategy == "lose":
+            state.ceiling = 0
+        else:
+            state.ceiling = quantity
+        state.dimensions = None
+        state.quota_cache = None
+        state.match_cache = None
+        state.plain = None
+        state.held_sequence = None
+        # What start() resets at the beginning of every later pass over the line's group.
+        state.total = fixed_quantity
+        state.takes = []
+        state.taken = {} if held else _NOTHING_HELD
+        state.locations = {alloc.location for alloc in fixed} if fixed else set()
+        state.split_blocked = False
+        state.protections_blocked = None
+        state.quotas_blocked = None
+        state.low_confidence = None
+        state.notes = None
+        state.unit_blocked = None
+        state.prefer_held = True
+        state.allowed_locations = None
+        states.append(state)
         if line.ship_complete:
             unit = order_units.get(line.order)
             if unit is None:
                 unit = order_units[line.order] = []
-                units.append(unit)
-            unit.append(entry)
+                group_units.setdefault(group_of[line.item], []).append(unit)
+            unit.append(state)
         else:
-            units.append([entry])
-    groups = item_groups(inp.items, inp.lines, inp.quotas)
-    group_of: dict[str, int] = {sku: index for index, members in enumerate(groups) for sku in members}
-    group_units: dict[int, list[list[_LineState]]] = {}
-    states: list[_LineState] = []
-    no_existing: list[ExistingAllocation] = []
-    candidates = run.candidates
-    for unit in units:
-        unit_states = []
-        for key, scored, line in unit:
-            state = _LineState(line, len(states) + 1, key, scored, candidates(line),
-                               existing_by_line.get(line.key, no_existing))
-            unit_states.append(state)
-            states.append(state)
-        group_units.setdefault(group_of[unit[0][2].item], []).append(unit_states)
+            group_index = group_of[line.item]
+            found_units = group_units.get(group_index)
+            if found_units is None:
+                found_units = group_units[group_index] = []
+            found_units.append([state])
     for group_index, members_units in group_units.items():
         no_keep: set[int] = set()
+        first_pass = True
         while True:
-            lost = _allocate_group(run, members_units, groups[group_index], no_keep)
+            lost = _allocate_group(run, members_units, groups[group_index], no_keep, first_pass)
+            first_pass = False
             if not lost:
                 break
             no_keep |= lost
-    factor_cache = FactorCache()
+    results = _Results(run)
     decisions: list[LineDecision] = []
     exceptions: list[RaisedException] = []
     blocked: dict[str, list[_LineState]] = {}
     for state in states:
-        decision = _decide(run, state, factor_cache)
+        decision, raised = _decide(results, state)
         decisions.append(decision)
-        exceptions.extend(_line_exceptions(state, decision))
+        if raised:
+            exceptions.extend(raised)
         if state.unit_blocked is not None:
             members = blocked.setdefault(state.line.order, [])
             members.append(state)
             if len(members) == len(order_units[state.line.order]):
-                exceptions.append(_ship_complete_exception(state.line.order, members))
+                exceptions.append(_ship_complete_exception(results.places, state.line.order, members))
     return EngineResult(lines=tuple(decisions), exceptions=tuple(exceptions))

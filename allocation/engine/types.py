@@ -7,9 +7,12 @@ calls :func:`allocation.engine.allocate` and writes back the
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
+from typing import NamedTuple
+
+from allocation.engine import explain
 
 STRATEGY_ORDER = ("win", "gain", "redistribute", "fill", "lose")
 DEFAULT_WEIGHTS = {
@@ -151,8 +154,12 @@ class EngineInput:
     stale_feed_buffer_pct: float = 10.0
 
 
-@dataclass(frozen=True, slots=True)
-class AllocationDecision:
+# The result values below are named tuples, not dataclasses: a run makes one of each per
+# line and allocation (hundreds of thousands), and building a tuple costs a fraction of a
+# frozen dataclass's __init__. They are just as immutable and are read by field name.
+
+
+class AllocationDecision(NamedTuple):
     line_key: int
     item: str
     location: str
@@ -163,40 +170,69 @@ class AllocationDecision:
     existing_id: int | None = None  # id of the ExistingAllocation it keeps unchanged
 
 
-@dataclass(frozen=True, slots=True)
-class Factor:
+class Factor(NamedTuple):
     name: str
     value: float
     weight: float
     contribution: float
 
 
-@dataclass(frozen=True, slots=True)
-class LineDecision:
+class LineDecision(NamedTuple):
+    """One line's decision; its explanation is kept as facts and rendered when read
+    (:mod:`allocation.engine.explain`)."""
+
     line_key: int
     rank: int  # 1-based position in processing order
     rank_key: tuple
     score: float
-    factors: tuple[Factor, ...]
+    factor_values: tuple[float, ...]  # in DEFAULT_WEIGHTS order
+    weights: tuple[float, ...]  # the line's merged weights, same order
     strategy: str
     priority_class: int
     allocations: tuple[AllocationDecision, ...]
-    path: tuple[str, ...]  # human-readable supply steps taken
-    constraints: tuple[str, ...]  # what it could not get and why
+    path_facts: tuple  # supply steps taken (explain.path_texts)
+    constraint_facts: tuple  # what it could not get and why (explain.constraint_texts)
     shortfall: Decimal
     fingerprint: str  # stable hash of allocations (+ strategy/class)
+    places: int = 0  # decimal places of the scaled quantities in the facts
+
+    @property
+    def factors(self) -> tuple[Factor, ...]:
+        """Each factor's value, weight and contribution, in ``DEFAULT_WEIGHTS`` order."""
+        return tuple(
+            Factor(name, value, weight, weight * value)
+            for name, value, weight in zip(DEFAULT_WEIGHTS, self.factor_values, self.weights)
+        )
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        """The human-readable supply steps taken."""
+        return explain.path_texts(self.path_facts, self.places)
+
+    @property
+    def constraints(self) -> tuple[str, ...]:
+        """What the line could not get and why."""
+        return explain.constraint_texts(self.constraint_facts, self.places)
 
 
-@dataclass(frozen=True, slots=True)
-class RaisedException:
+class RaisedException(NamedTuple):
+    """A condition a run raised; ``message`` and ``details`` are rendered from ``facts``."""
+
     type: str
     key: str
     line_key: int | None
     order: str | None
     item: str | None
     location: str | None
-    message: str
-    details: dict = field(hash=False, compare=True)  # JSON-able
+    facts: tuple
+
+    @property
+    def message(self) -> str:
+        return explain.exception_message(self.type, self.facts)
+
+    @property
+    def details(self) -> dict:  # JSON-able, a new dict on every read
+        return explain.exception_details(self.type, self.facts)
 
 
 @dataclass(frozen=True, slots=True)
