@@ -136,6 +136,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: /healthz and /readyz answer probes before host validation and the HTTPS redirect.
+    "config.health.HealthCheckMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -355,6 +357,11 @@ ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", not _SERVE
 ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 # Where outbound messages (the outbox) are POSTed as JSON. Unset = they wait, pending.
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
+# Readiness (GET /readyz, manage.py readiness; config/health.py) fails when beat's last tick, the
+# oldest pending event or the oldest queued run is older than this many seconds.
+ALLOT_READY_BEAT_SECONDS = env_int("ALLOT_READY_BEAT_SECONDS", 120)
+ALLOT_READY_PENDING_EVENT_SECONDS = env_int("ALLOT_READY_PENDING_EVENT_SECONDS", 300)
+ALLOT_READY_QUEUED_RUN_SECONDS = env_int("ALLOT_READY_QUEUED_RUN_SECONDS", 300)
 ALLOT_MAX_BATCH_EVENTS = 5000
 ALLOT_MAX_BATCH_BYTES = 10 * 1024 * 1024
 # Every JSON body (config.jsonlimits): at most this many nested arrays/objects.

@@ -41,3 +41,7 @@ __all__ += [
     "RunTrigger",
     "SimulationResult",
 ]
+
+from .ops import ProcessTick  # noqa: E402
+
+__all__ += ["ProcessTick"]
