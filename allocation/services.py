@@ -37,6 +37,7 @@ from allocation.locks import lock_run_scope
 from allocation.models import AllocationRun, RunScope, RunStatus, RunTrigger, SimulationResult
 from allocation.persistence import RESERVED_STATES, decimal_text, persist_result
 from allocation.policy_bridge import PolicyContext, active_context, context_for
+from config import logs, metrics
 
 logger = logging.getLogger(__name__)
 SIMULATION_LIST_LIMIT = 200
@@ -116,6 +117,8 @@ def _fail(run: AllocationRun, error: BaseException, started: float) -> Allocatio
     return run
 
 
+@metrics.observe_runs
+@logs.with_run_context
 def execute_run(run: AllocationRun) -> AllocationRun:
     """Execute a queued run: lock its scope, load, allocate, persist; record counts and timings.
 
@@ -281,6 +284,8 @@ def simulation_diff(loaded: LoadedInput, before: et.EngineResult, after: et.Engi
     }
 
 
+@metrics.observe_runs
+@logs.with_run_context
 def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun:
     """Run the engine under the active policy and under ``policy_version`` on the same data.
 

@@ -8,12 +8,15 @@ documented in .env.example.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import os
 from pathlib import Path
 
 import dj_database_url
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
+
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -138,6 +141,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # First: /healthz and /readyz answer probes before host validation and the HTTPS redirect.
     "config.health.HealthCheckMiddleware",
+    # Next: every other request gets its id, its log line and its latency observation.
+    "config.logs.RequestLogMiddleware",
+    "config.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -376,9 +382,27 @@ ALLOT_BULK_MAX_IDS = env_int("ALLOT_BULK_MAX_IDS", 500)
 ALLOT_DEFER_MAX_DAYS = env_int("ALLOT_DEFER_MAX_DAYS", 365)
 DATA_UPLOAD_MAX_MEMORY_SIZE = ALLOT_MAX_BATCH_BYTES + 1024 * 1024
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "WARNING")},
-}
+# Logs (config/logs.py): JSON lines in production or with LOG_FORMAT=json, readable lines
+# otherwise; secrets redacted either way. LOG_REQUESTS writes one line per request (INFO on
+# allot.request: request id, user, view, method, path, status, duration).
+LOG_FORMAT = env_str("LOG_FORMAT", "json" if PRODUCTION else "human")
+if LOG_FORMAT not in {"json", "human"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or human, got {LOG_FORMAT!r}")
+LOGGING = logging_config(
+    json_lines=LOG_FORMAT == "json",
+    level=env_str("LOG_LEVEL", "WARNING"),
+    request_lines=env_bool("LOG_REQUESTS", PRODUCTION),
+)
+
+# Metrics (GET /metrics, config/metrics.py): a scraper sends `Authorization: Bearer
+# <ALLOT_METRICS_TOKEN>` or connects from ALLOT_METRICS_ALLOWED_NETWORKS (CIDRs, matched against
+# the peer address). With neither set the endpoint is open outside production and 404 in it.
+ALLOT_METRICS_TOKEN = env_str("ALLOT_METRICS_TOKEN", "")
+ALLOT_METRICS_ALLOWED_NETWORKS = env_list("ALLOT_METRICS_ALLOWED_NETWORKS", [])
+for _network in ALLOT_METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"ALLOT_METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)") from error
+# A scraper inside the deployment speaks plain HTTP to the web container.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]

@@ -25,6 +25,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from config import logs, metrics
 from exceptions.choices import ACTIVE_STATUSES, ExceptionStatus, ExceptionType, Severity
 from exceptions.models import DecisionException
 from integrations import bulk
@@ -193,6 +194,7 @@ def ingest(
     with transaction.atomic():
         sources = _resolve_sources({c.source for c in checks if c.source is not None and not c.errors}, actor)
         batch = EventBatch.objects.create(received_at=now, via=via, actor=actor, source_hint=source_hint or "", total=len(events))
+        logs.bind(batch_id=batch.pk)
         candidates: list[int] = []
         for index, check in enumerate(checks):
             if not check.errors and check.source not in sources:
@@ -262,6 +264,7 @@ def ingest(
             Source.objects.filter(pk__in=fresh_sources).update(last_event_at=now)
         if stored and not getattr(_deferral, "processing", False):
             transaction.on_commit(_schedule_processing)
+    metrics.record_ingest([check.source for check in checks], results)
     return IngestResult(batch_id=batch.pk, results=results)
 
 
@@ -450,6 +453,7 @@ def _fail_unreadable(pks: list[int]) -> None:
             )
         )
     Event.objects.bulk_update(failed, ["status", "occurred_at", "errors", "parked_references", "processed_at", "attempts"], batch_size=500)
+    metrics.record_processed((event.source_id, EventStatus.FAILED) for event in failed)
     _raise_exceptions(ExceptionType.EVENT_FAILED, failed, dict(Source.objects.values_list("pk", "code")))
 
 
@@ -513,6 +517,7 @@ def _count(events: list[Event], outcomes: dict[int, Outcome], skus: set[str], su
         else:
             parked_now.discard(event.pk)
     summary.skus |= skus
+    metrics.record_processed((event.source_id, outcomes[event.pk].status) for event in events)
 
 
 def _apply_chunk(events: list[Event]) -> tuple[list[Event], dict[int, Outcome], set[str]]:
@@ -535,6 +540,7 @@ def _apply_chunk(events: list[Event]) -> tuple[list[Event], dict[int, Outcome], 
     skus = set(applier.skus)
     if skus and not getattr(_deferral, "runs", False):
         transaction.on_commit(lambda: _schedule_runs(skus))
+        metrics.note_awaiting_decision(batch_ids)
     return events, applier.outcomes, skus
 
 

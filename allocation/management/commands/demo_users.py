@@ -1,4 +1,5 @@
 """``manage.py demo_users``: one known login per role, for demos and training."""
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand
 
@@ -18,4 +19,10 @@ class Command(BaseCommand):
         integration = User.objects.get(username="integration")
         register_demo_sources(integration_users=[integration])
         self.stdout.write(f"integration may post events for: {', '.join(DEMO_SOURCES)}")
+        if settings.PRODUCTION:
+            # Never in a production log: the operator asks for a token explicitly.
+            self.stdout.write("API token for integration: not printed in production "
+                              "(`python manage.py drf_create_token integration` creates one)")
+            return
+        self.stdout.write("=== secret: the integration API token (printed only in the embedded default) ===")
         self.stdout.write(f"API token for integration: {token}")
