@@ -7,9 +7,8 @@ from django.db import models
 class ProcessTick(models.Model):
     """The last time a named process showed it works: one row per name, overwritten in place.
 
-    ``beat``: celery beat published a scheduled task (written from the beat process,
-    ``config.health.record_tick``). ``sweep``: a worker ran the sweeper. Readiness reports the
-    age of each; nothing else reads them.
+    ``beat``: celery beat started or published a scheduled task (written from the beat process,
+    ``config.health.record_tick``). Readiness reports its age; nothing else reads it.
     """
 
     name = models.CharField(max_length=32, primary_key=True)
