@@ -15,6 +15,7 @@ from django_filters.widgets import BooleanWidget
 from allocation import selectors
 from allocation.choices import OrderStatus, SupplyKind, SupplyStatus
 from allocation.models import Customer, InventoryPosition, Item, Location, Order, Supply
+from config.forms import StorableTextForm
 
 DATE = forms.DateInput(attrs={"type": "date"})
 SEARCH = forms.TextInput(attrs={"type": "search", "placeholder": "Search", "autocomplete": "off"})
@@ -57,6 +58,7 @@ class OrderFilter(django_filters.FilterSet):
     class Meta:
         model = Order
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
@@ -84,6 +86,7 @@ class InventoryFilter(django_filters.FilterSet):
     class Meta:
         model = InventoryPosition
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
@@ -112,6 +115,7 @@ class SupplyFilter(django_filters.FilterSet):
     class Meta:
         model = Supply
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
@@ -139,6 +143,7 @@ class ItemFilter(django_filters.FilterSet):
     class Meta:
         model = Item
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()
@@ -154,6 +159,7 @@ class LocationFilter(django_filters.FilterSet):
     class Meta:
         model = Location
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
 
 class CustomerFilter(django_filters.FilterSet):
@@ -168,6 +174,7 @@ class CustomerFilter(django_filters.FilterSet):
     class Meta:
         model = Customer
         fields: list[str] = []
+        form = StorableTextForm  # NUL and lone surrogates are a 400 naming the filter
 
     def search(self, queryset: QuerySet, name: str, value: str) -> QuerySet:
         value = value.strip()

@@ -17,7 +17,6 @@ from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import NoReverseMatch, reverse
@@ -27,7 +26,8 @@ from django.views.decorators.http import require_GET, require_POST
 from allocation import run_selectors as selectors
 from allocation.models import AllocationRun, Item, RunStatus, RunTrigger
 from allocation.services import start_run, start_simulation
-from config import roles
+from config import pagination, roles
+from config.forms import StorableTextForm
 
 RUN_PAGE_SIZE = 25
 DETAIL_PAGE_SIZE = 50
@@ -36,14 +36,14 @@ MAX_RUN_ITEMS = 1000
 SKU_SEPARATORS = re.compile(r"[\s,;]+")
 
 
-class RunFilterForm(forms.Form):
+class RunFilterForm(StorableTextForm):
     """Filters of the runs list; a value outside the choices is a 400 naming the field."""
 
     status = forms.ChoiceField(choices=[("", "Any status"), *RunStatus.choices], required=False)
     trigger = forms.ChoiceField(choices=[("", "Any trigger"), *RunTrigger.choices], required=False)
 
 
-class StartRunForm(forms.Form):
+class StartRunForm(StorableTextForm):
     """Start a full run (no SKUs) or a run of the item groups of the SKUs listed."""
 
     scope = forms.ChoiceField(choices=[("full", "Full"), ("items", "Items")])
@@ -89,14 +89,16 @@ def _query_without(request: HttpRequest, *names: str) -> str:
 def _run_list_context(request: HttpRequest, filter_form: RunFilterForm, start_form: StartRunForm | None = None) -> dict[str, Any]:
     valid = filter_form.is_valid()
     runs = selectors.run_rows(**filter_form.cleaned_data) if valid else selectors.run_rows().none()
-    page_obj = Paginator(runs, RUN_PAGE_SIZE).get_page(request.GET.get("page"))
+    # Keyset pages (?cursor=): a deep page costs what the first does, and no COUNT of every run.
+    page_obj = pagination.screen_page(request, runs, RUN_PAGE_SIZE)
     for run in page_obj:
         run.duration_seconds = selectors.run_duration(run)
+    query = pagination.screen_query(request)
     return {
         "filter_form": filter_form,
         "page_obj": page_obj,
-        "query": _query_without(request, "page"),
-        "filtered": bool(_query_without(request, "page")),
+        "query": query,
+        "filtered": bool(query),
         "can_start": roles.has_role(request.user, RUN_STARTERS),
         "start_form": start_form or StartRunForm(initial={"scope": "full"}),
     }
@@ -136,8 +138,10 @@ def run_start(request: HttpRequest) -> HttpResponse:
     return redirect(target)
 
 
-def _page(request: HttpRequest, rows: Any, name: str) -> Any:
-    return Paginator(rows, DETAIL_PAGE_SIZE).get_page(request.GET.get(name))
+def _page(request: HttpRequest, rows: Any, section: str) -> pagination.KeysetPage:
+    """One section's keyset page: each section of the run page has its own cursor
+    (``exceptions_cursor``, ``decisions_cursor``), so paging one leaves the other where it is."""
+    return pagination.screen_page(request, rows, DETAIL_PAGE_SIZE, param=f"{section}_cursor")
 
 
 @require_GET
@@ -164,10 +168,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
             # The sections below the summary were rendered while the run was unfinished.
             response["HX-Refresh"] = "true"
     else:
-        context["exceptions_page"] = _page(request, selectors.run_exceptions(run), "exceptions_page")
-        context["decisions_page"] = _page(request, selectors.run_decisions(run), "decisions_page")
-        context["exceptions_query"] = _query_without(request, "exceptions_page")
-        context["decisions_query"] = _query_without(request, "decisions_page")
+        context["exceptions_page"] = _page(request, selectors.run_exceptions(run), "exceptions")
+        context["decisions_page"] = _page(request, selectors.run_decisions(run), "decisions")
+        context["exceptions_query"] = _query_without(request, "exceptions_cursor", "exceptions_page")
+        context["decisions_query"] = _query_without(request, "decisions_cursor", "decisions_page")
         if target in ("run-exceptions", "run-decisions"):
             template += f"#{target}"
         response = render(request, template, context)

@@ -85,6 +85,12 @@ def text_problem(value: str) -> str | None:
     return "must not contain unpaired surrogate characters (invalid Unicode)."
 
 
+def storable_text(value: str) -> str:
+    """``value`` with each NUL and unpaired surrogate replaced by U+FFFD: safe to encode, render
+    and compare, for echoing input that ``text_problem`` refused."""
+    return _FORBIDDEN_CHARACTERS.sub("\ufffd", value)
+
+
 def decimal_problem(value: Any, *, max_digits: int, decimal_places: int, minimum: Decimal | None = None) -> str | None:
     """Why a number does not fit a ``DecimalField(max_digits, decimal_places)``, or None.
 

@@ -35,6 +35,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 
+from config import bounds
+
 CURSOR_PARAM = "cursor"
 PAGE_SIZE_PARAM = "page_size"
 MAX_PAGE_SIZE = 200
@@ -280,19 +282,25 @@ def keyset_page(
     )
 
 
-def screen_page(request, queryset: QuerySet, size: int, ordering: Sequence[str] | None = None) -> KeysetPage:
-    """The page a list screen shows for ``?cursor=``; an invalid cursor shows the first page."""
+def screen_page(
+    request, queryset: QuerySet, size: int, ordering: Sequence[str] | None = None, *, param: str = CURSOR_PARAM
+) -> KeysetPage:
+    """The page a list screen shows for ``?cursor=`` (``param``: a screen with two lists names
+    each one's cursor); an invalid cursor shows the first page."""
     try:
-        return keyset_page(queryset, request.GET.get(CURSOR_PARAM) or None, size, ordering)
+        return keyset_page(queryset, request.GET.get(param) or None, size, ordering)
     except InvalidCursor:
         return keyset_page(queryset, None, size, ordering)
 
 
 def screen_query(request) -> str:
-    """The current querystring without the cursor (the pager adds its own)."""
+    """The current querystring without the cursor (the pager adds its own); a value UTF-8
+    cannot encode (a lone surrogate, which the filter form refuses) is echoed as U+FFFD."""
     query = request.GET.copy()
     query.pop(CURSOR_PARAM, None)
     query.pop("page", None)
+    for key, values in list(query.lists()):
+        query.setlist(key, [bounds.storable_text(value) for value in values])
     return query.urlencode()
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config import roles
@@ -28,15 +29,33 @@ class ApprovalHandler:
     on_approved: Callable[[ApprovalRequest, Any], None]
     on_rejected: Callable[[ApprovalRequest, Any], None]
     authors: Callable[[ApprovalRequest], set[int]] | None = None
+    authored_by: Callable[[Any], QuerySet] | None = None
 
 
 _HANDLERS: dict[str, ApprovalHandler] = {}
 
 
-def register(kind: str, *, on_approved: Callable, on_rejected: Callable, authors: Callable | None = None) -> None:
+def register(
+    kind: str, *, on_approved: Callable, on_rejected: Callable, authors: Callable | None = None,
+    authored_by: Callable | None = None,
+) -> None:
     """Register what happens when a request of ``kind`` is approved or rejected, and optionally
-    who authored its subject (``authors(approval) -> user ids``), who may not decide it."""
-    _HANDLERS[kind] = ApprovalHandler(on_approved=on_approved, on_rejected=on_rejected, authors=authors)
+    who authored its subject (``authors(approval) -> user ids``), who may not decide it, with
+    the same rule the other way round for lists (``authored_by(user) ->`` a queryset of the
+    subject ids the user authored, used as a subquery)."""
+    _HANDLERS[kind] = ApprovalHandler(
+        on_approved=on_approved, on_rejected=on_rejected, authors=authors, authored_by=authored_by
+    )
+
+
+def authored_subjects(user: Any) -> Q:
+    """Requests about a subject ``user`` authored (four-eyes: they may not decide them), as one
+    condition with a subquery per kind, so a list of any length costs one query."""
+    condition = Q(pk__in=[])
+    for kind, handler in _HANDLERS.items():
+        if handler.authored_by is not None:
+            condition |= Q(kind=kind, subject_id__in=handler.authored_by(user))
+    return condition
 
 
 def authors_of(approval: ApprovalRequest) -> set[int]:

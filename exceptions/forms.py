@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
+from config.forms import StorableTextForm
 from exceptions import services
 from exceptions.choices import OverrideReason
 
@@ -15,7 +16,7 @@ ID_MAX = 2**63 - 1  # a BigAutoField
 _SELECTION = re.compile(r"^([1-9][0-9]{0,18}):([1-9][0-9]{0,9})$")
 
 
-class VersionForm(forms.Form):
+class VersionForm(StorableTextForm):
     version = forms.IntegerField(min_value=1, max_value=VERSION_MAX, widget=forms.HiddenInput)
 
 
@@ -105,15 +106,26 @@ class CommentForm(VersionForm):
     body = forms.CharField(max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class BulkForm(forms.Form):
-    action = forms.ChoiceField(choices=[("claim", "Claim"), ("assign", "Assign"), ("dismiss", "Dismiss")])
-    selected = forms.MultipleChoiceField(choices=(), required=True)  # "id:version"
-    reason = forms.CharField(max_length=300, required=False)
-    assignee = forms.CharField(max_length=150, required=False)
+class SelectionField(forms.Field):
+    """The ticked rows of a list: every ``selected`` value of the form, as a list of strings
+    (a MultipleChoiceField would check each value against choices made of the values
+    themselves, quadratic in the selection, before the cap is checked)."""
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["selected"].choices = [(v, v) for v in self.data.getlist("selected")] if hasattr(self.data, "getlist") else []
+    widget = forms.MultipleHiddenInput
+
+    def to_python(self, value) -> list[str]:
+        if value in self.empty_values:
+            return []
+        if not isinstance(value, (list, tuple)):
+            raise forms.ValidationError("Expected a list of id:version values.")
+        return [str(v) for v in value]
+
+
+class BulkForm(StorableTextForm):
+    action = forms.ChoiceField(label="Action", choices=[("claim", "Claim"), ("assign", "Assign"), ("dismiss", "Dismiss")])
+    selected = SelectionField(label="Selection", error_messages={"required": "Select at least one exception."})  # "id:version"
+    reason = forms.CharField(label="Reason", max_length=300, required=False)
+    assignee = forms.CharField(label="Assignee", max_length=150, required=False)
 
     def clean_selected(self) -> dict[int, int]:
         """``id:version`` pairs of positive whole numbers, each exception once, at most
@@ -133,12 +145,33 @@ class BulkForm(forms.Form):
         return selection
 
 
-class SavedViewForm(forms.Form):
+class WorkbenchForm(StorableTextForm):
+    """The shortage workbench: the location shown and, to commit, a reason code and a note
+    (the new quantities are the ``line-<id>`` fields, read against the board's lines)."""
+
+    location = forms.CharField(max_length=64, required=False)
+    reason_code = forms.ChoiceField(
+        choices=[("", "— reason —")] + list(OverrideReason.choices),
+        error_messages={"required": "Choose a reason code from the list."},
+    )
+    note = forms.CharField(max_length=500, error_messages={"required": "A note is required."})
+
+
+class WorkbenchLocationForm(WorkbenchForm):
+    """The board's ``?location=`` alone (showing the board needs no reason nor note)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in ("reason_code", "note"):
+            del self.fields[name]
+
+
+class SavedViewForm(StorableTextForm):
     name = forms.CharField(max_length=80)
     querystring = forms.CharField(max_length=500, required=False)
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(StorableTextForm):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")])
     reason = forms.CharField(max_length=1000, required=False, widget=forms.TextInput)
 

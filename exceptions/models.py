@@ -4,8 +4,13 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from exceptions.choices import ACTIVE_STATUSES, ApprovalStatus, ExceptionStatus, ExceptionType, Severity
-
+from exceptions.choices import (
+    ACTIVE_STATUSES,
+    ApprovalStatus,
+    ExceptionStatus,
+    ExceptionType,
+    Severity,
+)
 
 _ACTIVE_Q = models.Q(status__in=[str(s) for s in ACTIVE_STATUSES])
 
@@ -117,6 +122,8 @@ class DecisionException(models.Model):
             models.Index(fields=["queue", "type", "status"], condition=_ACTIVE_Q, name="exception_active_queue_type"),
             # The API list's default sort over every queue (keyset pages: config/pagination.py).
             models.Index(fields=["-jeopardy_score", "due_at", "id"], condition=_ACTIVE_Q, name="exception_active_jeop_list"),
+            # A run page's exceptions, keyset pages in raised order (run_id is no foreign key: no index of its own).
+            models.Index(fields=["run_id", "raised_at", "id"], name="exception_run_raised"),
         ]
         constraints = [
             models.UniqueConstraint(

@@ -10,9 +10,15 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from config import roles
-from exceptions import routing
-from exceptions.choices import ACTIVE_STATUSES, ApprovalStatus, ExceptionStatus, ExceptionType, Severity
+from config import bounds, roles
+from exceptions import approvals, routing
+from exceptions.choices import (
+    ACTIVE_STATUSES,
+    ApprovalStatus,
+    ExceptionStatus,
+    ExceptionType,
+    Severity,
+)
 from exceptions.models import ApprovalRequest, DecisionException, Queue
 
 READER_ROLES = frozenset({roles.PLANNER, roles.CUSTOMER_SERVICE, roles.APPROVER, roles.FINANCE})
@@ -143,6 +149,10 @@ def parse_filters(params: Any) -> ExceptionFilters:
         value = (params.get(name) or "").strip()
         if not value:
             return default
+        problem = bounds.text_problem(value)
+        if problem is not None:  # the database cannot compare it, nor the page show it
+            errors.append((name, problem))
+            return default
         if allowed is not None and value not in allowed:
             errors.append((name, f"unknown value {value!r}"))
             return default
@@ -208,9 +218,19 @@ def approvals_visible_to(user: Any) -> QuerySet[ApprovalRequest]:
     return qs.none()
 
 
+def _pending_from_others(user: Any) -> QuerySet[ApprovalRequest]:
+    return approvals_visible_to(user).filter(status=ApprovalStatus.PENDING).exclude(requested_by=user)
+
+
 def approval_inbox(user: Any) -> QuerySet[ApprovalRequest]:
-    """Pending requests ``user`` could decide: not their own."""
-    return approvals_visible_to(user).filter(status=ApprovalStatus.PENDING).exclude(requested_by=user).order_by("created_at")
+    """Pending requests ``user`` could decide, oldest first: not their own, and none about a
+    subject they authored (four-eyes: a policy draft they wrote is decided by another approver)."""
+    return _pending_from_others(user).exclude(approvals.authored_subjects(user)).order_by("created_at", "pk")
+
+
+def approvals_awaiting_another(user: Any) -> QuerySet[ApprovalRequest]:
+    """Pending requests others made about a subject ``user`` authored: shown, not decidable."""
+    return _pending_from_others(user).filter(approvals.authored_subjects(user)).order_by("created_at", "pk")
 
 
 def get_approval_for(user: Any, pk: Any) -> ApprovalRequest:

@@ -8,7 +8,6 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
@@ -16,6 +15,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from allocation import overrides
+from config import bounds, pagination
 from config.roles import role_required
 from exceptions import approvals, routing, selectors, services, workbench
 from exceptions.choices import ExceptionAction, ExceptionStatus, ExceptionType, OverrideReason, Severity
@@ -34,6 +34,8 @@ from exceptions.forms import (
     SavedViewForm,
     SplitForm,
     VersionForm,
+    WorkbenchForm,
+    WorkbenchLocationForm,
 )
 from exceptions.models import SavedView
 
@@ -63,20 +65,44 @@ def queue_list(request: HttpRequest) -> HttpResponse:
     return render(request, template, context)
 
 
+def _queue_part(request: HttpRequest) -> str | None:
+    """The partial an HTMX request of the queue page wants: ``?part=`` (the filter form, the
+    counts poll), or the rows when the pager targets them."""
+    if not request.htmx or request.htmx.history_restore_request:
+        return None
+    return request.GET.get("part") or ("rows" if request.htmx.target == "rows" else None)
+
+
 @role_required(*READERS)
 def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
     """One queue: filters, sort, saved views, live counts, paginated rows, bulk actions."""
     queue = selectors.get_queue_for(request.user, code)
+    return _queue_page(request, queue, request.GET, part=_queue_part(request))
+
+
+def _cursor_page(params: QueryDict, rows) -> pagination.KeysetPage:
+    """The keyset page ``?cursor=`` names in ``params``; a bad cursor shows the first page."""
+    try:
+        return pagination.keyset_page(rows, params.get(pagination.CURSOR_PARAM) or None, PAGE_SIZE)
+    except pagination.InvalidCursor:
+        return pagination.keyset_page(rows, None, PAGE_SIZE)
+
+
+def _queue_page(
+    request: HttpRequest, queue, params: QueryDict, *, part: str | None = None, bulk_errors: list[str] | None = None
+) -> HttpResponse:
+    """The queue page (or its ``part``) for the filters, sort and cursor in ``params``; with
+    ``bulk_errors`` it is the answer to a refused bulk action: a 400 saying why."""
     now = timezone.now()
-    filters = selectors.parse_filters(request.GET)
+    filters = selectors.parse_filters(params)
     base = selectors.visible_to(request.user).filter(queue=queue)
-    part = request.GET.get("part") if request.htmx else None
     if part == "counts":
         counts = selectors.status_counts(base, now)
         return render(request, "exceptions/queue_detail.html#counts", {"queue": queue, "counts": counts})
     qs = selectors.filter_exceptions(base, filters, user=request.user, now=now)
-    paginator = Paginator(qs, PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
+    # Keyset pages (?cursor=) in the sort's own order: a deep page costs what the first does and
+    # nothing counts every row; a cursor of another sort (a changed filter) shows the first page.
+    page = _cursor_page(params, qs)
     # URLs built from one reverse: reversing per row costs more than the rows' queries.
     detail_prefix = reverse("exceptions:exception_detail", args=[0])[: -len("0/")]
     rows = [
@@ -93,8 +119,8 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
     ]
     query = QueryDict(mutable=True)
     for key in ("status", "type", "assignee", "band", "sla", "q", "sort"):
-        value = request.GET.get(key)
-        if value:
+        value = params.get(key)
+        if value and bounds.text_problem(value) is None:  # a refused value is not carried on
             query[key] = value
     context = {
         "queue": queue,
@@ -110,9 +136,10 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
         "statuses": [("active", "Active")] + list(ExceptionStatus.choices) + [("all", "All")],
         "sorts": [("jeopardy", "Jeopardy"), ("sla", "SLA due"), ("age", "Age"), ("value", "Value")],
         "assignees": services.users_who_act() if selectors.can_act(request.user) else [],
+        "bulk_errors": bulk_errors or [],
     }
     template = "exceptions/queue_detail.html#rows" if part == "rows" else "exceptions/queue_detail.html"
-    return render(request, template, context, status=400 if filters.errors else 200)
+    return render(request, template, context, status=400 if filters.errors or bulk_errors else 200)
 
 
 @role_required(*ACTORS)
@@ -120,16 +147,23 @@ def queue_detail(request: HttpRequest, code: str) -> HttpResponse:
 def bulk_action(request: HttpRequest, code: str) -> HttpResponse:
     """Claim, assign or dismiss the selected rows ("id:version"); reports stale and skipped rows."""
     queue = selectors.get_queue_for(request.user, code)
-    back = reverse("exceptions:queue_detail", args=[queue.code]) + ("?" + request.POST["back"] if request.POST.get("back") else "")
+    # The queue's filters, re-encoded: the page's own querystring, never a header injection.
+    back_params = QueryDict(bounds.storable_text(request.POST.get("back", "")[:2000]))
+    back = reverse("exceptions:queue_detail", args=[queue.code]) + ("?" + back_params.urlencode() if back_params else "")
     form = BulkForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Select at least one exception and an action.")
-        return _redirect(request, back)
-    selection = {
-        pk: version
-        for pk, version in form.cleaned_data["selected"].items()
-        if pk in set(selectors.visible_to(request.user).filter(queue=queue, pk__in=list(form.cleaned_data["selected"])).values_list("pk", flat=True))
-    }
+        # What was wrong, field by field (the cap, a malformed or repeated id, the action): a 400
+        # showing the queue as it was, nothing applied.
+        errors = [
+            f"{form.fields[name].label}: {message}" if name in form.fields else message
+            for name, field_errors in form.errors.items()
+            for message in field_errors
+        ]
+        return _queue_page(request, queue, back_params, bulk_errors=errors)
+    # The rows of this queue the user may see, in one query for the whole selection.
+    wanted = form.cleaned_data["selected"]
+    visible = set(selectors.visible_to(request.user).filter(queue=queue, pk__in=list(wanted)).values_list("pk", flat=True))
+    selection = {pk: version for pk, version in wanted.items() if pk in visible}
     action = form.cleaned_data["action"]
     try:
         if action == "claim":
@@ -292,7 +326,8 @@ def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
     form = form_class(request.POST, assignees=services.users_who_act()) if form_class is AssignForm else form_class(request.POST)
     if not form.is_valid():
         errors = {field: [str(e) for e in errs] for field, errs in form.errors.items()}
-        context = _detail_context(request, exception, errors=errors, action=action, form_data=request.POST)
+        # The form's copy of the input: the page echoes it, and it holds no unstorable text.
+        context = _detail_context(request, exception, errors=errors, action=action, form_data=form.data)
         return render(request, "exceptions/exception_detail.html", context, status=400)
     try:
         data = dict(form.cleaned_data, parts=form.parts()) if action == ExceptionAction.SPLIT else form.cleaned_data
@@ -303,7 +338,7 @@ def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
         return render(request, "exceptions/exception_detail.html", context, status=409)
     except ActionError as error:
         field = error.data.get("field", "__all__")
-        context = _detail_context(request, exception, errors={field: [error.message]}, action=action, form_data=request.POST)
+        context = _detail_context(request, exception, errors={field: [error.message]}, action=action, form_data=form.data)
         return render(request, "exceptions/exception_detail.html", context, status=400 if error.code != "forbidden" else 403)
     messages.success(request, result.message + _run_message(result))
     return _redirect(request, reverse("exceptions:exception_detail", args=[exception.pk]))
@@ -312,26 +347,38 @@ def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
 # --------------------------------------------------------------------------- approvals
 
 
+INBOX_PAGE_SIZE = 50
+SIDE_LIST_SIZE = 50
+
+
+def _inbox_rows(approval_list: list) -> list[dict[str, Any]]:
+    """Each request with the exception or order line it is about (two queries for any number)."""
+    subjects = selectors.subjects_of(approval_list)
+    lines = workbench.line_subjects(approval_list)
+    return [
+        {"approval": a, "exception": subjects.get(a.subject_id) if a.kind.startswith("exception.") else None,
+         "line": lines.get(a.subject_id) if a.kind.startswith("line.") else None}
+        for a in approval_list
+    ]
+
+
 @role_required("approver")
 def approval_inbox(request: HttpRequest) -> HttpResponse:
-    """Pending requests the approver may decide (never their own), oldest first."""
-    pending = list(selectors.approval_inbox(request.user)[:200])
-    subjects = selectors.subjects_of(pending)
-    lines = workbench.line_subjects(pending)
-    decided = list(
+    """Pending requests the approver may decide, oldest first, a keyset page at a time: never
+    their own, and never one about a policy draft they wrote (those are listed apart: another
+    approver decides them)."""
+    page = pagination.screen_page(request, selectors.approval_inbox(request.user), INBOX_PAGE_SIZE)
+    context: dict[str, Any] = {"pending": _inbox_rows(page.object_list), "page_obj": page, "query": pagination.screen_query(request)}
+    if request.htmx and request.htmx.target == "inbox-rows" and not request.htmx.history_restore_request:
+        return render(request, "exceptions/approval_inbox.html#inbox-rows", context)
+    context["decided"] = list(
         selectors.approvals_visible_to(request.user).exclude(status="pending").filter(decided_by=request.user).order_by("-decided_at")[:20]
     )
-    context = {
-        "pending": [
-            {"approval": a, "exception": subjects.get(a.subject_id) if a.kind.startswith("exception.") else None,
-             "line": lines.get(a.subject_id) if a.kind.startswith("line.") else None}
-            for a in pending
-        ],
-        "decided": decided,
-        "mine": list(
-            selectors.approvals_visible_to(request.user).filter(status="pending", requested_by=request.user)
-        ),
-    }
+    context["mine"] = list(
+        selectors.approvals_visible_to(request.user).filter(status="pending", requested_by=request.user)
+        .order_by("created_at", "pk")[:SIDE_LIST_SIZE]
+    )
+    context["authored"] = list(selectors.approvals_awaiting_another(request.user)[:SIDE_LIST_SIZE])
     return render(request, "exceptions/approval_inbox.html", context)
 
 
@@ -371,13 +418,20 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
 def shortage_workbench(request: HttpRequest, sku: str) -> HttpResponse:
     """All open lines competing for one item at one location, ranked, with what each holds:
     the planner cuts low-priority lines and gives to higher ones; commit pins the result
-    through the same override services and approvals."""
-    board = workbench.load_board(sku, request.GET.get("location") or request.POST.get("location") or "")
+    through the same override services and approvals. A bad location, reason code or note
+    (NUL, an unpaired surrogate, too long) is a 400 naming the field; nothing is applied."""
+    posted = request.method == "POST"
+    shown = WorkbenchLocationForm(request.GET)
+    form = WorkbenchForm(request.POST) if posted else shown
+    location = shown.cleaned_data["location"] if shown.is_valid() else ""
+    if posted and form.is_valid():
+        location = location or form.cleaned_data["location"]
+    board = workbench.load_board(sku, location)
     if board is None:
         raise Http404("No such item.")
-    errors: dict[str, str] = {}
-    status = 200
-    if request.method == "POST":
+    errors = {name: " ".join(field_errors) for name, field_errors in (*shown.errors.items(), *form.errors.items())}
+    status = 400 if errors else 200
+    if posted and not errors:
         try:
             targets, seen = workbench.parse_targets(request.POST, board)
             result = workbench.commit(
@@ -386,8 +440,8 @@ def shortage_workbench(request: HttpRequest, sku: str) -> HttpResponse:
                 location_code=board.location.code,
                 targets=targets,
                 seen=seen,
-                reason_code=request.POST.get("reason_code", ""),
-                note=request.POST.get("note", ""),
+                reason_code=form.cleaned_data["reason_code"],
+                note=form.cleaned_data["note"],
             )
         except StaleAction as stale:
             errors["__all__"] = stale.message
@@ -401,5 +455,6 @@ def shortage_workbench(request: HttpRequest, sku: str) -> HttpResponse:
             return _redirect(
                 request, reverse("exceptions:shortage_workbench", args=[board.sku]) + "?" + urlencode({"location": board.location.code})
             )
-    context = {"board": board, "errors": errors, "reasons": OverrideReason.choices, "form_data": request.POST if request.method == "POST" else {}}
+    # The form's copy of what was posted: the page echoes it, and it holds no unstorable text.
+    context = {"board": board, "errors": errors, "reasons": OverrideReason.choices, "form_data": form.data if posted else {}}
     return render(request, "exceptions/shortage_workbench.html", context, status=status)

@@ -10,6 +10,7 @@ from typing import Any
 from django import forms
 
 from config import jsonlimits
+from config.forms import StorableTextForm
 from policies import schema
 from policies.choices import QuotaPeriod
 from policies.models import PolicyVersion
@@ -48,7 +49,7 @@ class JSONObjectField(forms.CharField):
         return value
 
 
-class RuleForm(forms.Form):
+class RuleForm(StorableTextForm):
     """A rule: one text box per scope dimension (blank = any) and the settings as JSON."""
 
     customer = forms.CharField(required=False, max_length=64)
@@ -72,7 +73,7 @@ class RuleForm(forms.Form):
         return {"scope": self.scope(), "settings": self.cleaned_data["settings"]}
 
 
-class ProtectionForm(forms.Form):
+class ProtectionForm(StorableTextForm):
     sku = forms.CharField(max_length=64, required=False)
     location = forms.CharField(max_length=64, required=False)
     quantity = forms.DecimalField(min_value=None, max_digits=14, decimal_places=3)
@@ -87,7 +88,7 @@ class ProtectionForm(forms.Form):
         return {"sku": data["sku"], "location": data["location"], "quantity": _number(data["quantity"]), "for_scope": data["for_scope"]}
 
 
-class QuotaForm(forms.Form):
+class QuotaForm(StorableTextForm):
     sku = forms.CharField(max_length=64, required=False, help_text="A SKU, or leave blank and give an item class.")
     item_class = forms.CharField(max_length=64, required=False)
     period = forms.ChoiceField(required=False, choices=[("", "choose…"), *QuotaPeriod.choices])
@@ -126,7 +127,7 @@ def apply_errors(form: forms.Form, errors: list[dict[str, str]]) -> None:
         form.add_error(target, f"{error['field'] or 'document'}: {error['message']}")
 
 
-class VersionDetailsForm(forms.Form):
+class VersionDetailsForm(StorableTextForm):
     name = forms.CharField(max_length=200)
     effective_from = forms.DateTimeField(
         help_text="When it becomes active once approved (in UTC unless an offset is given; past = on approval).",
@@ -142,7 +143,7 @@ class VersionDetailsForm(forms.Form):
         return value
 
 
-class ImportForm(forms.Form):
+class ImportForm(StorableTextForm):
     document = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 14, "spellcheck": "false", "class": "mono"}), help_text="The policy document as JSON.")
     file = forms.FileField(required=False, help_text="…or a .json file.")
     activate = forms.BooleanField(required=False, help_text="Activate at once without approval (superusers only; recorded as administrative activation).")
@@ -167,15 +168,15 @@ class ImportForm(forms.Form):
         return data
 
 
-class DecisionForm(forms.Form):
+class DecisionForm(StorableTextForm):
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class NoteForm(forms.Form):
+class NoteForm(StorableTextForm):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class ExplainForm(forms.Form):
+class ExplainForm(StorableTextForm):
     version = forms.ModelChoiceField(queryset=PolicyVersion.objects.all(), required=False, empty_label="the active version")
     customer = forms.CharField(required=False, max_length=64)
     customer_segment = forms.CharField(required=False, max_length=64)
@@ -198,6 +199,6 @@ class ExplainForm(forms.Form):
         return {d: self.cleaned_data.get(d) for d in schema.DIMENSIONS}
 
 
-class DiffForm(forms.Form):
+class DiffForm(StorableTextForm):
     a = forms.ModelChoiceField(queryset=PolicyVersion.objects.all(), label="From", to_field_name="number")
     b = forms.ModelChoiceField(queryset=PolicyVersion.objects.all(), label="To", to_field_name="number")

@@ -10,7 +10,6 @@ from typing import Any
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template import TemplateDoesNotExist
@@ -18,7 +17,7 @@ from django.template.loader import select_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config import roles
+from config import pagination, roles
 from config.roles import role_required
 from exceptions import approvals
 from exceptions.errors import ApprovalError, ApprovalNotAllowed, ApprovalNotPending, SelfApprovalRefused
@@ -122,7 +121,8 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     versions = selectors.visible_versions(request.user)
     if status in VersionStatus.values:
         versions = versions.filter(status=status)
-    page = Paginator(versions, 25).get_page(request.GET.get("page"))
+    # Keyset pages (?cursor=) newest number first, like every other list screen.
+    page = pagination.screen_page(request, versions.order_by("-number"), 25)
     context = {
         "page_obj": page,
         "versions": page.object_list,
@@ -278,6 +278,14 @@ def version_edit(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, PAGE, _version_context(request, version, details_form=form), status=status)
 
 
+def _form_refused(request: HttpRequest, version: PolicyVersion, form: Any) -> HttpResponse:
+    """A note or reason that cannot be taken (too long, NUL, an unpaired surrogate): a 400
+    naming the field, and the version is neither submitted nor decided."""
+    for name, errors in form.errors.items():
+        messages.error(request, f"{name.capitalize()}: {' '.join(errors)}")
+    return render(request, PAGE, _version_context(request, version), status=400)
+
+
 def _action_failed(request: HttpRequest, version: PolicyVersion, error: Exception) -> HttpResponse:
     if isinstance(error, PolicyValidationError):
         message = "; ".join(f"{e['field']}: {e['message']}" for e in error.errors)
@@ -295,7 +303,9 @@ def version_submit(request: HttpRequest, pk: int) -> HttpResponse:
     version = selectors.get_version_for(request.user, pk)
     _require_edit(request)
     form = NoteForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _form_refused(request, version, form)
+    note = form.cleaned_data["note"]
     try:
         services.submit(version, actor=request.user, note=note)
     except (PolicyError, ApprovalError) as error:
@@ -312,7 +322,9 @@ def version_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse
     if not selectors.can_decide(request.user):
         raise PermissionDenied("Only an approver can decide.")
     form = DecisionForm(request.POST)
-    reason = form.cleaned_data["reason"] if form.is_valid() else ""
+    if not form.is_valid():
+        return _form_refused(request, version, form)
+    reason = form.cleaned_data["reason"]
     try:
         if decision == "approve":
             version = services.approve(version, actor=request.user, reason=reason)

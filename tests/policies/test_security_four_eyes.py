@@ -69,3 +69,78 @@ def test_an_approver_who_rejected_it_once_is_not_an_author(admin_approver, colle
     services.submit(PolicyVersion.objects.get(pk=draft.pk), actor=colleague)
     assert services.authors(draft) == {colleague.pk}
     assert services.approve(draft, actor=admin_approver).status == VersionStatus.ACTIVE
+
+
+# --- the approvals inbox: a draft's authors see it as another approver's work ------------------
+
+
+def _inbox(client, user) -> str:
+    client.force_login(user)
+    response = client.get("/exceptions/approvals/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def test_the_inbox_does_not_offer_an_author_the_draft_a_colleague_submitted(
+    client, admin_approver, colleague, approver, spec_document
+):
+    draft = services.import_document(spec_document, actor=admin_approver)
+    services.submit(draft, actor=colleague)
+    approval = services.pending_approval_of(draft)
+
+    author_inbox = _inbox(client, admin_approver)
+    other_inbox = _inbox(client, approver)
+
+    assert f'<tr data-key="{approval.pk}"' not in author_inbox
+    assert f'action="/exceptions/approvals/{approval.pk}/decide/"' not in author_inbox
+    assert f'<tr data-authored="{approval.pk}"' in author_inbox
+    assert "You wrote this draft — another approver must decide" in author_inbox
+    assert f'<tr data-key="{approval.pk}"' in other_inbox and f'data-authored="{approval.pk}"' not in other_inbox
+
+
+def test_the_inbox_treats_an_editor_of_the_draft_as_an_author(client, admin_approver, colleague, approver, spec_document):
+    draft = services.import_document(spec_document, actor=colleague)
+    rule = draft.rules.order_by("position").last()
+    services.update_rule(rule, actor=admin_approver, scope=rule.scope, settings={**rule.settings, "max_split_locations": 2})
+    services.submit(draft, actor=colleague)
+    approval = services.pending_approval_of(draft)
+
+    assert f'<tr data-authored="{approval.pk}"' in _inbox(client, admin_approver)
+    assert f'<tr data-key="{approval.pk}"' not in _inbox(client, admin_approver)
+
+
+def test_versions_authored_by_agrees_with_authors_for_every_version(admin_approver, colleague, approver, spec_document):
+    """The set-based rule (one subquery) and the per-version rule name the same authors."""
+    imported = services.import_document(spec_document, actor=colleague)
+    edited = services.import_document(spec_document, actor=colleague)
+    rule = edited.rules.order_by("position").first()
+    services.update_rule(rule, actor=admin_approver, scope=rule.scope, settings=rule.settings)
+    renamed = services.import_document(spec_document, actor=colleague)
+    services.update_version(renamed, actor=admin_approver, name="renamed", effective_from=timezone.now() + dt.timedelta(days=2))
+    mine = services.import_document(spec_document, actor=admin_approver)
+    versions = [imported, edited, renamed, mine, *PolicyVersion.objects.exclude(pk__in=[imported.pk, edited.pk, renamed.pk, mine.pk])]
+
+    for user in (admin_approver, colleague, approver):
+        expected = {v.pk for v in versions if user.pk in services.authors(v)}
+        assert set(services.versions_authored_by(user).values_list("pk", flat=True)) == expected
+    assert set(services.versions_authored_by(admin_approver).values_list("pk", flat=True)) == {edited.pk, renamed.pk, mine.pk}
+    assert not services.versions_authored_by(approver).exists()
+
+
+def test_the_inbox_costs_the_same_queries_for_one_or_many_authored_drafts(
+    client, admin_approver, colleague, spec_document, django_assert_max_num_queries
+):
+    client.force_login(admin_approver)
+    first = services.import_document(spec_document, actor=admin_approver)
+    services.submit(first, actor=colleague)
+    client.get("/exceptions/approvals/")  # warm the session
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as one:
+        client.get("/exceptions/approvals/")
+    for _ in range(4):
+        services.submit(services.import_document(spec_document, actor=admin_approver), actor=colleague)
+    with django_assert_max_num_queries(len(one.captured_queries)):
+        page = client.get("/exceptions/approvals/").content.decode()
+    assert page.count("<tr data-authored=") == 5
