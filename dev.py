@@ -59,6 +59,9 @@ def serve() -> None:
     run(str(PY), "manage.py", "migrate", "--no-input", env=env)
     run(str(PY), "manage.py", "demo", "--if-empty", env=env)
     run(str(PY), "manage.py", "demo_users", env=env)
+    # The server runs allocation runs on its background thread, as a worker would in production
+    # (the commands above keep them synchronous: a command's thread would die with it).
+    env["ALLOT_INPROCESS_BACKGROUND"] = os.environ.get("ALLOT_INPROCESS_BACKGROUND", "true")
     os.execve(str(PY), [str(PY), "manage.py", "runserver", "127.0.0.1:8000", "--noreload"], {**os.environ, **env})
 
 

@@ -10,7 +10,10 @@ run once its heartbeat is older than ``ALLOT_RUN_LOST_SECONDS``.
 The thread runs on PostgreSQL outside any enclosing transaction (a worker, a command). On
 SQLite (the embedded default: runs execute in the serving process, which a second connection
 could only wait behind) and inside an enclosing transaction (whose run row nobody else can see
-anyway) only the phase is kept, for the run's own final write.
+anyway) only the phase is kept, for the run's own final write. Every phase is also kept in
+this process's memory (:func:`live_phase`) while the run executes, so the screens served by
+the process that runs it (the embedded default's background thread, ``config.inprocess``)
+show it live even where the row cannot be written before the run commits.
 """
 from __future__ import annotations
 
@@ -24,6 +27,15 @@ from django.utils import timezone
 from allocation.models import AllocationRun, RunStatus
 
 logger = logging.getLogger(__name__)
+
+_live_lock = threading.Lock()
+_live: dict[int, tuple[str, int]] = {}
+
+
+def live_phase(run_id: int) -> tuple[str, int] | None:
+    """(phase, progress) of run ``run_id`` if it is executing in this process, else None."""
+    with _live_lock:
+        return _live.get(run_id)
 
 
 class RunHeartbeat:
@@ -44,12 +56,16 @@ class RunHeartbeat:
         return self._thread is not None
 
     def __enter__(self) -> RunHeartbeat:
+        with _live_lock:
+            _live[self.run_id] = ("loading", 5)
         if connection.vendor == "postgresql" and not connection.in_atomic_block:
             self._thread = threading.Thread(target=self._loop, name=f"run-{self.run_id}-heartbeat", daemon=True)
             self._thread.start()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        with _live_lock:
+            _live.pop(self.run_id, None)
         if self._thread is None:
             return
         self._stopping = True
@@ -60,6 +76,8 @@ class RunHeartbeat:
         """Record that the run reached ``phase`` (``progress`` percent); written at once."""
         with self._lock:
             self._pending = (phase, progress)
+        with _live_lock:
+            _live[self.run_id] = (phase, progress)
         self._wake.set()
 
     def _loop(self) -> None:

@@ -511,20 +511,38 @@ def skus_touched(line: OrderLine, plan: OverridePlan | None = None) -> set[str]:
     return skus
 
 
-def trigger_incremental_run(skus: Iterable[str], *, actor: Any) -> Any:
-    """Run the item groups of ``skus`` now (after the change committed) and return the run,
-    or None when allocation runs are not installed. A failing run leaves the change in place
-    (pinned allocations are never changed by runs) and is logged; the run records its error."""
+def trigger_incremental_run(
+    skus: Iterable[str], *, actor: Any, trigger: str = "override", in_transaction: bool = False
+) -> Any:
+    """Ask for the run of the item groups of ``skus`` after the change commits; returns the run
+    (None when allocation runs are not installed, or when it will run once the caller's
+    transaction commits without a background to run it on).
+
+    Where runs execute apart from the caller (a worker, or the serving process's background
+    thread) the run is queued and the caller answers at once: the returned run says ``queued``
+    and the screens follow it. Otherwise (tests, commands: tasks run eagerly) the run happens
+    here, synchronously, after the change (``in_transaction``: when the caller's transaction
+    commits). A failing run leaves the change in place (pinned allocations are never changed
+    by runs) and is logged; the run records its error.
+    """
     try:
         from allocation import services as allocation_services
     except ImportError:  # allocation runs not installed
         return None
-    run_incremental = getattr(allocation_services, "run_incremental", None)
-    if run_incremental is None:
-        return None
-    try:
-        return run_incremental(sorted(set(skus)), trigger="override", actor=actor)
-    except Exception:  # the planner's change stands; the run row shows what failed
-        logger.exception("incremental run after override failed for %s", sorted(set(skus)))
-        return None
+    wanted = sorted(set(skus))
+    if allocation_services.runs_in_background():
+        return allocation_services.request_incremental_run(wanted, trigger=trigger, actor=actor)
 
+    def run_now() -> Any:
+        try:
+            return allocation_services.run_incremental(wanted, trigger=trigger, actor=actor)
+        except Exception:  # the planner's change stands; the run row shows what failed
+            logger.exception("incremental run after %s failed for %s", trigger, wanted)
+            return None
+
+    if in_transaction:
+        from django.db import transaction
+
+        transaction.on_commit(run_now)
+        return None
+    return run_now()

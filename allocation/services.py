@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -68,7 +68,8 @@ class RunLost(Exception):
     """The run's row no longer says ``running`` (the reaper failed it): roll back, write nothing."""
 
 
-RUN_CLAIM_FIELDS = ["status", "started_at", "heartbeat_at", "progress", "phase", "worker", "db_pid"]
+# scope_items too: a queued run's SKUs may have grown (request_incremental_run) since it was read.
+RUN_CLAIM_FIELDS = ["status", "started_at", "heartbeat_at", "progress", "phase", "worker", "db_pid", "scope_items"]
 
 
 def _claim(run: AllocationRun) -> bool:
@@ -135,15 +136,17 @@ def execute_run(run: AllocationRun) -> AllocationRun:
         with RunHeartbeat(run.pk) as heartbeat, transaction.atomic():
             context = active_context()
             expanded = expand_item_groups(skus, context) if skus is not None else None
+            heartbeat.phase("loading every open line" if expanded is None else f"loading the lines of {len(expanded):,} items", 10)
             lock_run_scope(expanded)
             mark = time.perf_counter()
             loaded = load_input(as_of=run.as_of, context=context, expanded=expanded)
             timings["load"] = round(time.perf_counter() - mark, 4)
-            heartbeat.phase("allocating", 40)
+            lines = len(loaded.line_ids)
+            heartbeat.phase(f"ranking and allocating {lines:,} lines", 40)
             mark = time.perf_counter()
             result = engine.allocate(loaded.engine_input)
             timings["engine"] = round(time.perf_counter() - mark, 4)
-            heartbeat.phase("persisting", 70)
+            heartbeat.phase(f"persisting decisions of {lines:,} lines, {len(result.exceptions):,} exceptions", 70)
             mark = time.perf_counter()
             stats = persist_result(run=run, loaded=loaded, result=result, policy_version_id=context.version_id)
             timings["persist"] = round(time.perf_counter() - mark, 4)
@@ -202,6 +205,51 @@ def start_run(*, scope_skus: Iterable[str] | None = None, trigger: str = RunTrig
         run_id = run.pk
         transaction.on_commit(lambda: broker.publish(run_task, args=(run_id,)))
     return run
+
+
+def runs_in_background() -> bool:
+    """Whether a published run executes apart from its caller: on a worker (a broker is
+    configured) or on the serving process's background thread (``config.inprocess``)."""
+    from config import broker, inprocess
+
+    return broker.broker_configured() or inprocess.enabled()
+
+
+def request_incremental_run(skus: Iterable[str], *, trigger: str, actor: Any = None) -> AllocationRun:
+    """Ask for a run of the item groups of ``skus``, executed after commit, and return it queued.
+
+    Requests coalesce while their run waits: SKUs asked for with the same trigger are merged
+    into a run still queued (the run reads its SKUs when it starts), and a queued full run
+    covers them all (it reads the data when it starts, so it sees the change that asked).
+    Either way the waiting run is published again (executing it twice is impossible: it is
+    claimed once), so a request never depends on an earlier publish having reached anybody.
+    """
+    from allocation.tasks import run_task
+    from config import broker
+
+    wanted = _clean_skus(skus)
+    with transaction.atomic():
+        waiting = (
+            AllocationRun.objects.select_for_update()
+            .filter(status=RunStatus.QUEUED, is_simulation=False, as_of=business_today())
+            .filter(models.Q(scope=RunScope.FULL) | models.Q(scope=RunScope.ITEMS, trigger=trigger))
+            .order_by("scope", "id")  # a full run first ("full" < "items")
+            .first()
+        )
+        if waiting is None:
+            return start_run(scope_skus=wanted, trigger=trigger, actor=actor)
+        if waiting.scope == RunScope.ITEMS and not set(wanted) <= set(waiting.scope_items):
+            waiting.scope_items = sorted(set(waiting.scope_items) | set(wanted))
+            AllocationRun.objects.filter(pk=waiting.pk, status=RunStatus.QUEUED).update(scope_items=waiting.scope_items)
+        run_id = waiting.pk
+        transaction.on_commit(lambda: broker.publish(run_task, args=(run_id,)))
+    return waiting
+
+
+def start_policy_run(*, actor: Any = None) -> AllocationRun:
+    """The full re-allocation a newly active policy version needs, queued with trigger
+    ``policy`` and executed after the activation commits (it reads the active version then)."""
+    return start_run(scope_skus=None, trigger=RunTrigger.POLICY, actor=actor)
 
 
 # --- simulation -----------------------------------------------------------------------------

@@ -185,8 +185,13 @@ def schedule_incremental_runs(skus: list[str] | set[str]) -> None:
 
 
 def _run_in_process(skus: Iterable[str]) -> None:
-    from allocation.services import run_incremental
+    from allocation.services import request_incremental_run, run_incremental
+    from config import inprocess
 
+    if inprocess.enabled() and not broker_configured():
+        # The serving process's background thread runs it (coalesced with any queued event run).
+        request_incremental_run(list(skus), trigger="event")
+        return
     run = run_incremental(list(skus))
     if run.status != "succeeded":
         logger.warning("incremental run #%s for %s failed: %s", run.pk, ",".join(skus), run.error)

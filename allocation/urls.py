@@ -13,12 +13,13 @@ urlpatterns: list = [
 ]
 
 # Run screens (allocation.run_views): runs, a line's Why page, shortage board, simulations.
-from allocation import run_views  # noqa: E402
+from allocation import run_views, status_views  # noqa: E402
 
 urlpatterns += [
     path("runs/", run_views.run_list, name="run_list"),
     path("runs/start/", run_views.run_start, name="run_start"),
     path("runs/<int:pk>/", run_views.run_detail, name="run_detail"),
+    path("runs/<int:pk>/status/", status_views.run_status, name="run_status"),
     path("orders/<code:number>/lines/<int:line>/why/", run_views.line_why, name="line_why"),
     path("items/<code:sku>/shortage/", run_views.shortage_board, name="shortage_board"),
     path("policies/versions/<int:pk>/simulate/", run_views.simulate_start, name="simulate_start"),

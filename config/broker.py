@@ -12,7 +12,9 @@ it looks for work, so a request arriving after that point publishes a new task: 
 ever lost, and a burst of any size makes a few tasks. A lost task blocks publishing for at
 most the TTL (and the sweeper ignores the flag once it is that old).
 
-Without a broker (the embedded default) tasks run in-process and none of this applies.
+Without a broker (the embedded default) tasks run in-process and none of this applies: on the
+serving process's background thread (``config.inprocess``) when ``ALLOT_INPROCESS_BACKGROUND``
+is on, else eagerly in the caller (tests, commands).
 """
 from __future__ import annotations
 
@@ -68,9 +70,16 @@ def publish(task: Any, *, args: tuple | list = (), kwargs: dict | None = None, c
 
     A broker failure is logged and answers False: the caller's stored record stays the
     durable one and the sweeper publishes again later. Without a broker the task runs here
-    and its errors are its own (raised as they are).
+    and its errors are its own (raised as they are), unless ``ALLOT_INPROCESS_BACKGROUND``
+    is on: then it runs on the process's background thread (``config.inprocess``) right
+    after, so the caller does not wait for it (a countdown is not waited for).
     """
     if not broker_configured():
+        from config import inprocess
+
+        if inprocess.enabled():
+            inprocess.executor.submit_task(task, args=args, kwargs=kwargs)
+            return True
         task.apply_async(**_options(args, kwargs, countdown))
         return True
     try:

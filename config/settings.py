@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import sys
 from pathlib import Path
 
 import dj_database_url
@@ -330,6 +331,11 @@ ALLOT_SWEEP_SECONDS = env_float("ALLOT_SWEEP_SECONDS", 30.0)
 ALLOT_RUN_REQUEUE_SECONDS = env_int("ALLOT_RUN_REQUEUE_SECONDS", 60)
 ALLOT_RUN_HEARTBEAT_SECONDS = env_float("ALLOT_RUN_HEARTBEAT_SECONDS", 5.0)
 ALLOT_RUN_LOST_SECONDS = env_int("ALLOT_RUN_LOST_SECONDS", 120)
+# Without a broker, run published tasks (allocation runs after a planner action, approval or
+# policy activation) on one background thread of the serving process instead of inside the
+# request (config.inprocess). dev.py serve and the WSGI/ASGI entry points turn it on; tests and
+# management commands keep tasks eager (synchronous).
+ALLOT_INPROCESS_BACKGROUND = env_bool("ALLOT_INPROCESS_BACKGROUND", sys.argv[1:2] == ["runserver"])
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "sweep-stuck-work": {
         "task": "allocation.tasks.sweep_task",

@@ -3,4 +3,6 @@ import os
 from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# A served process runs allocation runs on its background thread when there is no broker.
+os.environ.setdefault("ALLOT_INPROCESS_BACKGROUND", "true")
 application = get_wsgi_application()

@@ -700,7 +700,10 @@ def _on_override_approved(approval, subject: DecisionException) -> None:
     )
     _save(exception, actor=approval.decided_by, reason=f"override approved by {approval.decided_by.get_username()}", now=now)
     skus = overrides.skus_touched(line, plan)
-    transaction.on_commit(lambda: overrides.trigger_incremental_run(skus, actor=requester))
+    # Queued in this transaction, executed after it commits; the approval screen follows it.
+    approval.run = overrides.trigger_incremental_run(
+        skus, actor=approval.decided_by, trigger="approval", in_transaction=True
+    )
 
 
 def _on_release_approved(approval, subject: DecisionException) -> None:

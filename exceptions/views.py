@@ -310,7 +310,16 @@ def _run_message(result: services.ActionResult) -> str:
     run = result.run
     if run is None:
         return ""
+    if not run.is_finished:  # queued: the page follows it (allocation.templatetags.run_follow)
+        return f" Recalculating the affected lines (run #{run.pk})."
     return f" Allocation run #{run.pk} {run.status}: {getattr(run, 'changed_line_count', 0)} line(s) changed."
+
+
+def _following(url: str, run: Any) -> str:
+    """``url`` with ``run=<id>`` when the action queued a run: the page shows its progress."""
+    if run is None or run.is_finished:
+        return url
+    return url + ("&" if "?" in url else "?") + urlencode({"run": run.pk})
 
 
 @role_required(*ACTORS)
@@ -341,7 +350,7 @@ def exception_action(request: HttpRequest, pk: int, action: str) -> HttpResponse
         context = _detail_context(request, exception, errors={field: [error.message]}, action=action, form_data=form.data)
         return render(request, "exceptions/exception_detail.html", context, status=400 if error.code != "forbidden" else 403)
     messages.success(request, result.message + _run_message(result))
-    return _redirect(request, reverse("exceptions:exception_detail", args=[exception.pk]))
+    return _redirect(request, _following(reverse("exceptions:exception_detail", args=[exception.pk]), result.run))
 
 
 # --------------------------------------------------------------------------- approvals
@@ -391,10 +400,12 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         messages.error(request, "Choose approve or reject.")
         return _redirect(request, reverse("exceptions:approval_inbox"))
+    run = None
     try:
         if form.cleaned_data["decision"] == "approve":
-            approvals.approve(approval.pk, actor=request.user, reason=form.cleaned_data["reason"])
-            messages.success(request, f"Approved request #{approval.pk}.")
+            decided = approvals.approve(approval.pk, actor=request.user, reason=form.cleaned_data["reason"])
+            run = getattr(decided, "run", None)  # the re-allocation the approved change queued
+            messages.success(request, f"Approved request #{approval.pk}." + (f" Recalculating (run #{run.pk})." if run else ""))
         else:
             approvals.reject(approval.pk, actor=request.user, reason=form.cleaned_data["reason"])
             messages.success(request, f"Rejected request #{approval.pk}.")
@@ -407,7 +418,7 @@ def approval_decide(request: HttpRequest, pk: int) -> HttpResponse:
             status=403 if error.code == "self_approval" else 400,
         )
         return response
-    return _redirect(request, reverse("exceptions:approval_inbox"))
+    return _redirect(request, _following(reverse("exceptions:approval_inbox"), run))
 
 
 # --------------------------------------------------------------------------- shortage workbench
@@ -453,7 +464,10 @@ def shortage_workbench(request: HttpRequest, sku: str) -> HttpResponse:
         else:
             messages.success(request, result.summary + _run_message(result))  # type: ignore[arg-type]
             return _redirect(
-                request, reverse("exceptions:shortage_workbench", args=[board.sku]) + "?" + urlencode({"location": board.location.code})
+                request, _following(
+                    reverse("exceptions:shortage_workbench", args=[board.sku]) + "?" + urlencode({"location": board.location.code}),
+                    result.run,
+                ),
             )
     # The form's copy of what was posted: the page echoes it, and it holds no unstorable text.
     context = {"board": board, "errors": errors, "reasons": OverrideReason.choices, "form_data": form.data if posted else {}}

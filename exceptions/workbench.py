@@ -323,8 +323,10 @@ def _on_line_override_approved(approval: ApprovalRequest, subject: OrderLine) ->
         raise ApprovalNotAllowed(f"The change cannot be applied any more: {error.message} Reject it instead.") from None
     overrides.apply_override(plan)
     skus = overrides.skus_touched(line, plan)
-    requester = approval.requested_by
-    transaction.on_commit(lambda: overrides.trigger_incremental_run(skus, actor=requester))
+    # Queued in this transaction, executed after it commits; the approval screen follows it.
+    approval.run = overrides.trigger_incremental_run(
+        skus, actor=approval.decided_by, trigger="approval", in_transaction=True
+    )
 
 
 def _on_line_override_rejected(approval: ApprovalRequest, subject: OrderLine) -> None:

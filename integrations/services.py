@@ -344,8 +344,8 @@ def _schedule_processing() -> bool:
     )
 
     if not broker.broker_configured():
-        process_events_task.delay()
-        return True
+        # Eager, or on the serving process's background thread (config.inprocess).
+        return broker.publish(process_events_task)
     return broker.publish_once(
         process_events_task, flag=PROCESSING_SCHEDULED_KEY, ttl=PROCESSING_FLAG_TTL_SECONDS,
         countdown=PROCESSING_COALESCE_SECONDS,

@@ -9,7 +9,10 @@ and errors carry the document's field paths (``rules[2].settings.strategy``).
 Activation protocol (one active version, even when approvals race): take the activation
 advisory lock (PostgreSQL), lock the currently active row, re-reading until the locked set
 equals the committed set, then lock the target; retire the old row before activating the new
-one. The partial unique index on ``status='active'`` is the last guard.
+one. The partial unique index on ``status='active'`` is the last guard. An activation by
+approval or at its effective date queues the full re-allocation it needs (a run with trigger
+``policy``, executed after commit); an administrative activation on import leaves that to
+its caller (the command line runs what it needs).
 """
 from __future__ import annotations
 
@@ -330,8 +333,10 @@ def approve(version: PolicyVersion, *, actor: Any, reason: str = "") -> PolicyVe
     approval = pending_approval_of(version)
     if approval is None:
         raise PolicyStateError(f"v{version.number} has no approval waiting.")
-    approvals.approve(approval.pk, actor=actor, reason=reason)
-    return PolicyVersion.objects.get(pk=version.pk)
+    decided = approvals.approve(approval.pk, actor=actor, reason=reason)
+    approved = PolicyVersion.objects.get(pk=version.pk)
+    approved.reallocation_run = getattr(decided, "run", None)  # queued by the activation, if any
+    return approved
 
 
 def reject(version: PolicyVersion, *, actor: Any, reason: str) -> PolicyVersion:
@@ -404,6 +409,7 @@ def _on_approved(approval: ApprovalRequest, subject: Any) -> None:
     reason = f"approved by {actor.get_username()}" + (f": {approval.decision_reason}" if approval.decision_reason else "")
     if version.effective_from <= timezone.now():
         _activate(version.pk, actor=actor, reason=f"{reason}; activated", approved_by=actor)
+        approval.run = _start_reallocation(actor)
     else:
         locked = PolicyVersion.objects.select_for_update().get(pk=version.pk)
         locked.approved_by, locked.approved_at = actor, timezone.now()
@@ -477,9 +483,22 @@ def activate_due_versions(*, now: dt.datetime | None = None) -> list[PolicyVersi
     for pk in due:
         with transaction.atomic():
             version = _activate(pk, actor=None, reason="activated at its effective date", expect_scheduled=True)
+            if version is not None:
+                _start_reallocation(None)
         if version is not None:
             activated.append(version)
     return activated
+
+
+def _start_reallocation(actor: Any) -> Any:
+    """Queue the full run a newly active version needs (trigger ``policy``), executed once the
+    activation commits, so it reads the new version and never lands on whoever acts next.
+    Returns the run (None when allocation runs are not installed)."""
+    try:
+        from allocation.services import start_policy_run
+    except ImportError:
+        return None
+    return start_policy_run(actor=actor)
 
 
 def rollback(version: PolicyVersion, *, actor: Any, note: str = "") -> PolicyVersion:

@@ -329,7 +329,12 @@ def version_decide(request: HttpRequest, pk: int, decision: str) -> HttpResponse
         if decision == "approve":
             version = services.approve(version, actor=request.user, reason=reason)
             if version.status == VersionStatus.ACTIVE:
-                messages.success(request, f"v{version.number} approved and active.")
+                run = getattr(version, "reallocation_run", None)
+                messages.success(
+                    request, f"v{version.number} approved and active." + (f" Re-allocating every line (run #{run.pk})." if run else "")
+                )
+                if run is not None and not run.is_finished:
+                    return redirect(reverse("policies:version_detail", args=[version.pk]) + f"?run={run.pk}")
             else:
                 messages.success(request, f"v{version.number} approved; it activates at {version.effective_from:%Y-%m-%d %H:%M} UTC.")
         else:

@@ -82,6 +82,13 @@ def _baseline_data(request):
     yield
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _tasks_in_the_caller():
+    """Published tasks run in the caller (eager) unless a test turns the background thread on
+    (``config.inprocess``): most tests assert right after an action."""
+    settings.ALLOT_INPROCESS_BACKGROUND = False
+
+
 @pytest.fixture(autouse=True)
 def _business_date(settings):
     """Tests run on a pinned business date unless they set another."""

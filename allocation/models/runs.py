@@ -20,6 +20,9 @@ class RunTrigger(models.TextChoices):
     EVENT = "event"
     DEMO = "demo"
     SIMULATION = "simulation"
+    OVERRIDE = "override", "Planner action"
+    APPROVAL = "approval"
+    POLICY = "policy", "Policy activation"
 
 
 class RunScope(models.TextChoices):
@@ -95,6 +98,25 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
     @property
     def is_finished(self) -> bool:
         return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+    def _live(self) -> tuple[str, int] | None:
+        if self.status != RunStatus.RUNNING:
+            return None
+        from allocation.heartbeat import live_phase
+
+        return live_phase(self.pk)
+
+    @property
+    def current_phase(self) -> str:
+        """The phase now: reported live by a run executing in this process (its own row is
+        only written when it commits on SQLite), else the stored one."""
+        live = self._live()
+        return live[0] if live is not None else self.phase
+
+    @property
+    def current_progress(self) -> int:
+        live = self._live()
+        return max(live[1], self.progress) if live is not None else self.progress
 
 
 class LineDecisionLog(models.Model):

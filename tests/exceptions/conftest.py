@@ -129,9 +129,10 @@ def now():
 
 
 @pytest.fixture
-def recorded_runs(monkeypatch):
+def recorded_runs(monkeypatch, in_process_tasks):
     """Replace allocation runs with a recorder, for tests about the action itself (a real run
-    would also sync exceptions raised by hand in these tests)."""
+    would also sync exceptions raised by hand in these tests). Tasks in-process: with a broker
+    the action would only queue its run (tests/exceptions/test_background_runs.py)."""
     from allocation import services as allocation_services
 
     calls = []

@@ -232,7 +232,7 @@ def test_hold_pins_reserved_and_release_to_warehouse(contested, planner, recorde
     assert allocations_of(hospital) == [("DC-EAST", None, "VALVE-10", Decimal("10.000"), "released")]
 
 
-def test_override_runs_the_item_group_and_the_run_keeps_the_pin(contested, planner):
+def test_override_runs_the_item_group_and_the_run_keeps_the_pin(contested, planner, in_process_tasks):
     hospital, _s, exception = contested
     result = services.override(
         exception.pk, actor=planner, expected_version=1, location="DC-WEST", quantity="5", reason_code="expedite", note="n"
