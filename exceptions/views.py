@@ -18,7 +18,13 @@ from allocation import overrides
 from config import bounds, pagination
 from config.roles import role_required
 from exceptions import approvals, routing, selectors, services, workbench
-from exceptions.choices import ExceptionAction, ExceptionStatus, ExceptionType, OverrideReason, Severity
+from exceptions.choices import (
+    ExceptionAction,
+    ExceptionStatus,
+    ExceptionType,
+    OverrideReason,
+    Severity,
+)
 from exceptions.errors import ActionError, ApprovalError, InvalidAction, StaleAction
 from exceptions.forms import (
     AssignForm,

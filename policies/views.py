@@ -20,11 +20,21 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from config import pagination, roles
 from config.roles import role_required
 from exceptions import approvals
-from exceptions.errors import ApprovalError, ApprovalNotAllowed, ApprovalNotPending, SelfApprovalRefused
+from exceptions.errors import (
+    ApprovalError,
+    ApprovalNotAllowed,
+    ApprovalNotPending,
+    SelfApprovalRefused,
+)
 from policies import explain as explainer
 from policies import schema, selectors, services
 from policies.choices import VersionStatus
-from policies.errors import PolicyError, PolicyPermissionError, PolicyStateError, PolicyValidationError
+from policies.errors import (
+    PolicyError,
+    PolicyPermissionError,
+    PolicyStateError,
+    PolicyValidationError,
+)
 from policies.forms import (
     SECTION_FORMS,
     DecisionForm,
