@@ -50,15 +50,11 @@ def current() -> dict[str, Any]:
 
 
 def bind(**fields: Any) -> None:
-    """Add ``fields`` to the current request's or task's log context (until it ends).
-
-    Outside a request or a task (a management command) they stay bound for the rest of the
-    thread, which is what a command wants: every later line is about the same work.
-    """
+    """Add ``fields`` to the current request's, task's or ``bound`` block's log context (until
+    it ends). Outside all of them this does nothing: a long-lived thread never keeps one
+    batch's id on every later line."""
     context = _context.get()
-    if context is None:
-        _context.set({k: v for k, v in fields.items() if v is not None})
-    else:
+    if context is not None:
         context.update({k: v for k, v in fields.items() if v is not None})
 
 

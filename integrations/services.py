@@ -539,8 +539,8 @@ def _apply_chunk(events: list[Event]) -> tuple[list[Event], dict[int, Outcome], 
     _requeue_waiting(applier.created_keys)
     skus = set(applier.skus)
     if skus and not getattr(_deferral, "runs", False):
+        metrics.note_awaiting_decision(batch_ids)  # first: an in-process run starts in the next callback
         transaction.on_commit(lambda: _schedule_runs(skus))
-        metrics.note_awaiting_decision(batch_ids)
     return events, applier.outcomes, skus
 
 

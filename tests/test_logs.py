@@ -123,6 +123,19 @@ def test_an_ingesting_request_line_carries_the_batch_id(integration, api_client_
     assert line["view"] == resolve("/api/v1/events").view_name
 
 
+def test_bind_outside_a_request_or_task_leaves_no_trace(captured):
+    logs.bind(batch_id=99)
+    logging.getLogger("allot.test").warning("later")
+    with logs.bound(request_id="r-1"):
+        logs.bind(batch_id=100)
+        logging.getLogger("allot.test").warning("inside")
+    logging.getLogger("allot.test").warning("after")
+
+    later, inside, after = captured()[-3:]
+    assert "batch_id" not in later and "batch_id" not in after and "request_id" not in after
+    assert (inside["request_id"], inside["batch_id"]) == ("r-1", 100)
+
+
 def test_a_run_task_logs_with_its_task_id_and_run_id(captured, monkeypatch, in_process_tasks):
     from allocation import engine
     from allocation.tasks import run_task

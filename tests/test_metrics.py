@@ -191,6 +191,21 @@ def test_event_to_decision_latency_runs_from_the_oldest_applied_batch_to_the_dec
     assert value(last, name + "_count", trigger="event") == value(after, name + "_count", trigger="event")
 
 
+@pytest.mark.django_db(transaction=True)
+def test_event_to_decision_latency_through_ingestion_and_its_in_process_run(client, distributor, clean_watermark, in_process_tasks):
+    """Committed for real: the run that ingestion asks for runs inside the commit callbacks."""
+    register_source(code="wms")
+    before = scrape(client)
+    ingest([snapshot("w-1", "VLV-0001", "90")])  # applied and its incremental run executed on commit
+    after = scrape(client)
+
+    run = AllocationRun.objects.get(trigger=RunTrigger.EVENT)
+    assert run.status == RunStatus.SUCCEEDED and "VLV-0001" in run.scope_items
+    name = "allot_event_decision_latency_seconds_count"
+    assert value(after, name, trigger="event") - value(before, name, trigger="event") == 1
+    assert metrics._take_oldest() is None  # nothing left for a later run to claim
+
+
 def test_the_watermark_keeps_the_oldest_receipt_in_redis_with_a_broker(monkeypatch, clean_watermark):
     server = fakeredis.FakeRedis()
     monkeypatch.setattr(metrics, "_broker_configured", lambda: True)
