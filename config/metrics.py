@@ -5,7 +5,8 @@ Counters and histograms (``allot_*``, created here, moved by one-line calls in i
 processing, run execution and the request middleware) live in the process that moves them.
 With several processes (gunicorn workers, Celery workers) set ``PROMETHEUS_MULTIPROC_DIR`` to
 an empty directory shared by all of them (wiped before they start): prometheus-client then
-keeps the values in files there and the endpoint sums them over every process. Without it the
+keeps the values in files there (one per host and process id, so containers on one host can
+share a volume) and the endpoint sums them over every process. Without it the
 endpoint reports its own process (the embedded default: one process does everything).
 
 Gauges (open exceptions, outbox, feed freshness, pending events, queued and running runs) are
@@ -29,6 +30,7 @@ import hmac
 import ipaddress
 import logging
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -47,12 +49,19 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    values,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from config.logs import view_name
 
 logger = logging.getLogger(__name__)
+
+if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    # Files named by host and process id, not the process id alone: the web and worker
+    # containers may share one directory, and process ids repeat across containers.
+    _HOST = socket.gethostname().replace("_", "-")
+    values.ValueClass = values.MultiProcessValue(lambda: f"{_HOST}-{os.getpid()}")
 
 REQUEST_DURATION = Histogram(
     "allot_http_request_duration_seconds",

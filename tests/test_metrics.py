@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -390,4 +391,7 @@ def test_with_a_multiprocess_directory_the_scrape_sums_every_process(client, tmp
     samples = scrape(client)
 
     assert value(samples, "allot_events_processed_total", source="erp", status="applied") == 7
+    host = socket.gethostname().replace("_", "-")
+    files = sorted(path.name for path in tmp_path.glob("counter_*.db"))
+    assert len(files) == 2 and all(name.startswith(f"counter_{host}-") for name in files)  # containers may share it
     assert value(samples, "allot_metrics_database_up") == 1  # the database gauges too
