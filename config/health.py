@@ -307,6 +307,9 @@ def start_beat_ticks(sender: object = None, **kwargs: object) -> None:
 # --- the endpoints -----------------------------------------------------------------------------
 
 
+_last_ready: list[str] = []
+
+
 @never_cache
 @require_safe
 def healthz(request: HttpRequest) -> HttpResponse:
@@ -318,9 +321,19 @@ def healthz(request: HttpRequest) -> HttpResponse:
 @require_safe
 def readyz(request: HttpRequest) -> HttpResponse:
     """Every readiness check of the web role: 200 when all pass (or are skipped), else 503."""
+    global _last_ready
     report = readiness("web")
     report.pop("role")
-    return JsonResponse(report, status=200 if report["status"] == OK else 503)
+    failed = sorted(name for name, check in report["checks"].items() if check["status"] == FAIL)
+    if failed != _last_ready:  # a change of state is news; each probe of the same state is not
+        if failed:
+            logger.warning("readiness: fail (%s)", ", ".join(failed))
+        elif _last_ready:
+            logger.warning("readiness: ok again")
+        _last_ready = failed
+    response = JsonResponse(report, status=200 if report["status"] == OK else 503)
+    response._has_been_logged = True  # not Django's "Service Unavailable" error line per probe
+    return response
 
 
 class HealthCheckMiddleware:

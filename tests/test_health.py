@@ -367,3 +367,14 @@ def test_real_worker_with_embedded_beat_is_ready(worker_processes, capsys):
     wait_until(find_node, timeout=60, what="the worker's ping reply")
     assert health.readiness("beat")["status"] == "ok"
     assert health.readiness("worker", worker_node=nodes[0])["status"] == "ok", worker.output()
+
+
+def test_a_failing_probe_logs_the_change_once(client, caplog, broker_down):
+    ProcessTick.objects.create(name="beat", at=timezone.now())
+    health._last_ready = []
+    with caplog.at_level("INFO"):
+        for _ in range(3):
+            assert client.get("/readyz").status_code == 503
+    lines = [record for record in caplog.records if record.name in {"config.health", "django.request"}]
+    assert [(record.name, record.getMessage()) for record in lines] == [("config.health", "readiness: fail (broker)")]
+    health._last_ready = []
