@@ -30,8 +30,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     ALLOT_ENV=production
 RUN groupadd --system --gid 10001 allot \
     && useradd --system --uid 10001 --gid allot --home-dir /app --no-create-home --shell /usr/sbin/nologin allot \
-    && mkdir -p /var/lib/allot/beat \
-    && chown allot:allot /var/lib/allot/beat
+    && mkdir -p /var/lib/allot/beat /var/lib/allot/metrics \
+    && chown allot:allot /var/lib/allot/beat /var/lib/allot/metrics
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY manage.py pyproject.toml ./
