@@ -22,7 +22,15 @@ from django.db.models import Sum
 
 from allocation.choices import AllocationState, LineStatus, SupplyStatus
 from allocation.dates import business_today
-from allocation.models import Allocation, InventoryPosition, Item, ItemSubstitute, Location, OrderLine, Supply
+from allocation.models import (
+    Allocation,
+    InventoryPosition,
+    Item,
+    ItemSubstitute,
+    Location,
+    OrderLine,
+    Supply,
+)
 
 logger = logging.getLogger(__name__)
 

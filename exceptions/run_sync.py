@@ -28,9 +28,9 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 
 from allocation.engine.types import RaisedException
 from allocation.models import Item, Location, Order, OrderLine
+from exceptions import routing
 from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES, ExceptionStatus
 from exceptions.jeopardy import jeopardy
-from exceptions import routing
 from exceptions.models import DecisionException, Queue, RoutingRule
 from exceptions.routing import choose_queue, route, value_band
 

@@ -32,15 +32,21 @@ from allocation.models import OrderLine
 from config import bounds, roles
 from exceptions import approvals, routing
 from exceptions.choices import (
+    ACTIVE_STATUSES,
     APPROVAL_KIND_OVERRIDE,
     APPROVAL_KIND_RELEASE,
-    ACTIVE_STATUSES,
     ExceptionAction,
     ExceptionStatus,
     ExceptionType,
     OverrideReason,
 )
-from exceptions.errors import ActionNotAllowed, ApprovalNotAllowed, ExceptionNotFound, InvalidAction, StaleAction
+from exceptions.errors import (
+    ActionNotAllowed,
+    ApprovalNotAllowed,
+    ExceptionNotFound,
+    InvalidAction,
+    StaleAction,
+)
 from exceptions.models import DecisionException, ExceptionComment, SavedView
 
 # Who may act on exceptions.

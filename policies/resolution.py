@@ -346,7 +346,9 @@ def compile_policy(document_or_version: Any) -> CompiledPolicy:
     """
     if isinstance(document_or_version, Mapping):
         return compile_document(document_or_version)
-    from policies.selectors import export_document  # stored versions only; keeps this module ORM-free otherwise
+    from policies.selectors import (
+        export_document,  # stored versions only; keeps this module ORM-free otherwise
+    )
 
     version = document_or_version
     return compile_document(export_document(version), version_id=version.pk, version_number=version.number)

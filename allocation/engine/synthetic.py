@@ -10,7 +10,7 @@ allocations (some pinned or released), and optional protections and quotas.
 from __future__ import annotations
 
 import random
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from allocation.engine.types import (
@@ -87,7 +87,7 @@ def synthetic_input(
     lines: list[Line] = []
     demand: dict[str, Decimal] = {}
     order_number = 0
-    base = datetime(2026, 5, 1, tzinfo=timezone.utc)
+    base = datetime(2026, 5, 1, tzinfo=UTC)
     while len(lines) < n_lines:
         order_number += 1
         customer, tier, segment, region, home, penalty = rng.choice(customers)

@@ -10,7 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView, ListAPIView
 from rest_framework.request import Request
@@ -19,10 +24,25 @@ from rest_framework.views import APIView
 
 from config import roles
 from config.roles import RolePermission
-from exceptions.errors import ApprovalError, ApprovalNotAllowed, ApprovalNotPending, SelfApprovalRefused
+from exceptions.errors import (
+    ApprovalError,
+    ApprovalNotAllowed,
+    ApprovalNotPending,
+    SelfApprovalRefused,
+)
 from policies import explain, selectors, services
-from policies.api.serializers import DecisionSerializer, ExplainQuerySerializer, PolicyVersionSerializer, SubmitSerializer
-from policies.errors import PolicyError, PolicyPermissionError, PolicyStateError, PolicyValidationError
+from policies.api.serializers import (
+    DecisionSerializer,
+    ExplainQuerySerializer,
+    PolicyVersionSerializer,
+    SubmitSerializer,
+)
+from policies.errors import (
+    PolicyError,
+    PolicyPermissionError,
+    PolicyStateError,
+    PolicyValidationError,
+)
 
 READ = {"GET": roles.READERS}
 

@@ -11,7 +11,16 @@ from django.core.management import call_command
 from rest_framework.authtoken.models import Token
 
 from allocation.demo import DEMO_PASSWORD, generate_events
-from allocation.models import Customer, InventoryPosition, Item, Location, Order, OrderLine, Supply, SupplyReceipt
+from allocation.models import (
+    Customer,
+    InventoryPosition,
+    Item,
+    Location,
+    Order,
+    OrderLine,
+    Supply,
+    SupplyReceipt,
+)
 
 BUSINESS_DATE = dt.date(2026, 6, 1)
 

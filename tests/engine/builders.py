@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 from allocation.engine import (
@@ -45,7 +45,7 @@ def line(order: str, number: int = 1, *, item: str = "A", quantity="10", key: in
         customer_segment="industrial", customer_region="east", late_penalty_per_day=D("0"),
         channel="b2b", item=item, item_class="widgets", quantity=D(quantity),
         unit_price=D("100"), unit_cost=D("60"), requested_date=AS_OF, promised_date=None,
-        order_created_at=datetime(2026, 5, 25, 10, 0, tzinfo=timezone.utc),
+        order_created_at=datetime(2026, 5, 25, 10, 0, tzinfo=UTC),
         allow_substitute=False, ship_from=None, home_location=None, ship_complete=False,
         credit_hold=False, settings=settings_ or settings(),
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 from hypothesis import strategies as st
@@ -83,7 +83,7 @@ def scenarios(draw) -> EngineInput:
                 customer_region=draw(st.sampled_from(REGIONS)), channel=draw(st.sampled_from(CHANNELS)),
                 requested_date=AS_OF + timedelta(days=draw(st.integers(-2, 6))),
                 promised_date=draw(st.one_of(st.none(), st.just(AS_OF + timedelta(days=3)))),
-                order_created_at=datetime(2026, 5, draw(st.integers(1, 31)), tzinfo=timezone.utc),
+                order_created_at=datetime(2026, 5, draw(st.integers(1, 31)), tzinfo=UTC),
                 ship_complete=draw(st.integers(0, 3)) == 0, credit_hold=draw(st.integers(0, 6)) == 0,
                 home_location=draw(st.one_of(st.none(), st.sampled_from(LOCATIONS))),
                 ship_from=draw(st.one_of(st.none(), st.none(), st.sampled_from(LOCATIONS))),

@@ -1,8 +1,7 @@
 """One test per allocation rule: each fails if its rule is removed from the engine."""
 
 import math
-
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from allocation.engine import Item, Lane, Protection, Quota, allocate
 from tests.engine.builders import (
@@ -420,7 +419,7 @@ def test_unit_at_risk_date_uses_promised_date():
 
 def test_decisions_are_deterministic_and_fingerprints_follow_allocations():
     lines = [line(f"SO-{n}", quantity="4", tier=(n % 4) + 1,
-                  order_created_at=datetime(2026, 5, n, tzinfo=timezone.utc)) for n in range(1, 9)]
+                  order_created_at=datetime(2026, 5, n, tzinfo=UTC)) for n in range(1, 9)]
     inp = engine_input(lines, on_hand=[oh("A", "L1", 10), oh("A", "L2", 7)])
     first, second = allocate(inp), allocate(inp)
     assert first == second
@@ -452,7 +451,7 @@ def test_score_factors_follow_the_formula():
 
     ln = line("SO-1", quantity="50", tier=2, unit_price=D("100"), unit_cost=D("70"),
               requested_date=date(2026, 6, 8), late_penalty_per_day=D("250"), risk=0.4,
-              order_created_at=datetime(2026, 5, 17, 23, 0, tzinfo=timezone.utc))
+              order_created_at=datetime(2026, 5, 17, 23, 0, tzinfo=UTC))
     total, factors = score(ln, date(2026, 6, 1))
     values = {f.name: round(f.value, 6) for f in factors}
     value = round(math.log10(1 + 5000) / math.log10(1 + 100000), 6)
@@ -471,7 +470,7 @@ def test_rank_key_orders_strategy_class_score_then_dates_and_numbers():
     from allocation.engine import rank_key
 
     as_of = date(2026, 6, 1)
-    base = dict(order_created_at=datetime(2026, 5, 20, tzinfo=timezone.utc))
+    base = dict(order_created_at=datetime(2026, 5, 20, tzinfo=UTC))
     lines = [
         line("SO-9", settings_=settings(strategy="lose", priority_class=1), **base),
         line("SO-8", settings_=settings(strategy="win", priority_class=2), **base),

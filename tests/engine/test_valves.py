@@ -1,6 +1,6 @@
 """Golden test: the valves scenario of tests/data/scenarios/README.md, stages 1 and 2."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from allocation.engine import (
     EngineInput,
@@ -27,7 +27,7 @@ def _line(key, order, number, customer, tier, segment, region, channel, hour, re
         customer_segment=segment, customer_region=region, late_penalty_per_day=D(penalty),
         channel=channel, item=item, item_class="valves" if item.startswith("VALVE") else "pumps",
         quantity=D(quantity), unit_price=D(price), unit_cost=D(cost), requested_date=requested,
-        promised_date=promised, order_created_at=datetime(2026, 5, 25, hour, 0, tzinfo=timezone.utc),
+        promised_date=promised, order_created_at=datetime(2026, 5, 25, hour, 0, tzinfo=UTC),
         allow_substitute=substitute, ship_from=None, home_location=home, ship_complete=ship_complete,
         credit_hold=False, settings=policy,
     )

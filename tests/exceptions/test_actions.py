@@ -247,7 +247,7 @@ def test_release_above_auto_release_max_value_waits_for_approval(contested, plan
     from allocation import overrides
 
     monkeypatch.setattr(
-        overrides, "line_settings", lambda lines: {l.pk: overrides.ApprovalSettings(auto_release_max_value=Decimal("100")) for l in lines}
+        overrides, "line_settings", lambda lines: {line.pk: overrides.ApprovalSettings(auto_release_max_value=Decimal("100")) for line in lines}
     )
     result = services.release_to_warehouse(exception.pk, actor=planner, expected_version=1)
     assert result.exception.status == "awaiting_approval"

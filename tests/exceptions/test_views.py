@@ -132,9 +132,9 @@ def test_override_form_bad_input_is_400_naming_the_field(client, scene, planner)
 
 
 def test_approval_inbox_four_eyes_in_the_ui(client, world, planner, approver, recorded_runs):
-    from tests.fixtures.personas import make_user
     from config import roles
     from exceptions import services
+    from tests.fixtures.personas import make_user
 
     world.stock(world.east, 2000)
     line = world.line(world.hospital, 1500, unit_price="10")

@@ -24,7 +24,14 @@ from allocation.models import (
 from exceptions.models import DecisionException
 from integrations.models import DuplicateDelivery, Event, EventBatch, ParkedReference, Source
 from integrations.services import ingest, process_pending, retry_event
-from tests.integrations.conftest import SCENARIOS, envelope, ingest_and_apply, line, order_event, scenario
+from tests.integrations.conftest import (
+    SCENARIOS,
+    envelope,
+    ingest_and_apply,
+    line,
+    order_event,
+    scenario,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -65,7 +72,7 @@ def test_valves_2_adjustment_leaves_50_available_at_dc_east(run_requests, apply_
     assert (result.accepted, summary.applied) == (1, 1)
     east = position("DC-EAST", "VALVE-10")
     assert (east.on_hand, east.quality_hold, east.available) == (Decimal("60"), Decimal("10"), Decimal("50"))
-    assert east.as_of == dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.timezone.utc)
+    assert east.as_of == dt.datetime(2026, 6, 1, 8, 0, tzinfo=dt.UTC)
     assert run_requests == [["VALVE-10"]]
 
 
@@ -194,7 +201,7 @@ def test_order_upserted_replaces_lines_and_cancels_missing_ones(master, run_requ
 
     apply_with_hooks([order_event("o-2", "SO-1", [line(1, quantity="12"), line(3, sku="PUMP-2", quantity="4")], occurred_at="2026-05-31T19:00:00Z")])
 
-    lines = {l.line: (l.status, l.quantity, l.item.sku) for l in OrderLine.objects.filter(order__number="SO-1").select_related("item")}
+    lines = {row.line: (row.status, row.quantity, row.item.sku) for row in OrderLine.objects.filter(order__number="SO-1").select_related("item")}
     assert lines == {
         1: ("open", Decimal("12"), "VALVE-10"),
         2: ("cancelled", Decimal("3"), "PUMP-2"),

@@ -3,7 +3,9 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from hypothesis import given, settings as hypothesis_settings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from policies import schema
 from policies.resolution import Dimensions, compile_policy

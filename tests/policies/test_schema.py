@@ -4,7 +4,6 @@ import copy
 import pytest
 
 from policies.schema import validate_document
-
 from tests.policies.conftest import SPEC_DOCUMENT as VALID
 
 

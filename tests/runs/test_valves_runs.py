@@ -11,7 +11,13 @@ import json
 import pytest
 from django.core.management import call_command
 
-from allocation.models import Allocation, AllocationRun, LineDecisionCurrent, LineDecisionLog, RunStatus
+from allocation.models import (
+    Allocation,
+    AllocationRun,
+    LineDecisionCurrent,
+    LineDecisionLog,
+    RunStatus,
+)
 from allocation.services import run_full, run_incremental
 from exceptions.models import DecisionException
 

@@ -24,7 +24,7 @@ from integrations.services import deferred_processing, ingest, process_pending
 
 BATCH_SIZE = 5000
 REGIONS = ("north", "south", "east", "west")
-T0 = dt.datetime(2026, 5, 31, 6, 0, tzinfo=dt.timezone.utc)
+T0 = dt.datetime(2026, 5, 31, 6, 0, tzinfo=dt.UTC)
 
 
 def _stamp(moment: dt.datetime) -> str:
@@ -91,7 +91,7 @@ def generate(total: int, *, seed: int, tag: str) -> Iterator[dict]:
         else:
             number, lines = rng.choice(orders)
             chosen = rng.choice(lines)
-            loc = rng.choice([l for l, s in stock_keys if s == chosen["sku"]])
+            loc = rng.choice([loc_code for loc_code, s in stock_keys if s == chosen["sku"]])
             yield event("shipment.confirmed", "tms", minute, {"order": number, "line": chosen["line"], "location": loc, "quantity": "1", "shipped_at": _stamp(T0 + dt.timedelta(minutes=minute))})
         remaining -= 1
 
