@@ -7,40 +7,18 @@ import json
 import pytest
 from django.urls import reverse
 
-from allocation.models import Allocation
 from exceptions import services
 from exceptions.errors import InvalidAction
 from exceptions.forms import BulkForm, DeferForm
-from exceptions.models import ApprovalRequest, DecisionException, ExceptionComment, PromiseChange
+from exceptions.models import DecisionException, PromiseChange
+from tests.exceptions.test_api import ACTION_BODIES
+from tests.exceptions.test_api import snapshot as api_snapshot
 
 pytestmark = pytest.mark.django_db
 
 BUSINESS_DATE = dt.date(2026, 6, 1)  # tests/conftest.py pins it
-ACTION_BODIES = {
-    "claim": {},
-    "release": {},
-    "assign": {"assignee": "pat_planner"},
-    "accept": {},
-    "override": {"location": "DC-EAST", "quantity": "5", "reason_code": "expedite", "note": "n"},
-    "split": {"parts": [{"location": "DC-EAST", "quantity": "3"}], "reason_code": "expedite", "note": "n"},
-    "defer": {"promised_date": "2026-06-20", "reason": "late PO"},
-    "hold": {},
-    "release_to_warehouse": {},
-    "escalate": {},
-    "dismiss": {"reason": "noise"},
-    "comment": {"body": "hello"},
-}
-
-
 def snapshot():
-    return (
-        list(DecisionException.objects.order_by("pk").values_list("status", "version", "assignee_id", "queue_id")),
-        list(Allocation.objects.order_by("pk").values_list("line_id", "location_id", "quantity", "state")),
-        ApprovalRequest.objects.count(),
-        ExceptionComment.objects.count(),
-        PromiseChange.objects.count(),
-        DecisionException.history.count(),
-    )
+    return (*api_snapshot(), DecisionException.history.count())
 
 
 def post_json(client, url, body):

@@ -10,18 +10,15 @@ from __future__ import annotations
 import signal
 import time
 
-import fakeredis
 import pytest
-from kombu.exceptions import OperationalError
 from rest_framework.test import APIClient
 
 from allocation.recovery import sweep
-from config import broker
 from integrations import tasks as integration_tasks
 from integrations.choices import EventStatus
 from integrations.models import Event
 from integrations.services import ingest, register_source
-from tests.fixtures.faults import wait_until
+from tests.fixtures.faults import record_publishing, wait_until
 from tests.integrations.conftest import envelope
 
 EVENTS_URL = "/api/v1/events"
@@ -40,30 +37,10 @@ def statuses() -> dict[str, int]:
     return counts
 
 
-class Publishing:
-    """Records what would be published; ``refusing`` makes the broker refuse like a dead Redis."""
-
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.refusing = False
-
-    def apply_async(self, **options):
-        if self.refusing:
-            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-        self.sent.append(options)
-
-
 @pytest.fixture
 def recorded_broker(settings, monkeypatch):
     """Broker mode, with publishing of ``process_events_task`` recorded and flags in memory."""
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # never dialled: publishing is recorded
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    flags = fakeredis.FakeRedis()
-    monkeypatch.setattr(broker, "redis_client", lambda: flags)
-    publishing = Publishing()
-    monkeypatch.setattr(integration_tasks.process_events_task, "apply_async", publishing.apply_async)
-    publishing.flags = flags
-    return publishing
+    return record_publishing(settings, monkeypatch, integration_tasks.process_events_task)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import datetime as dt
 import json
 import threading
 
-import fakeredis
 import psycopg
 import pytest
 from django.db import connection
@@ -22,34 +21,17 @@ from allocation.locks import sku_lock_key
 from allocation.models import AllocationRun, RunStatus
 from allocation.services import run_full, start_run
 from config import broker, roles
-from tests.fixtures.faults import database_url, wait_until
+from tests.fixtures.faults import database_url, record_publishing, wait_until
 
 from .conftest import SCENARIOS, allocation_snapshot, open_exceptions, scenario_events
 
 AS_OF = dt.date(2026, 6, 1)
 
 
-class Publishing:
-    def __init__(self) -> None:
-        self.sent: list[dict] = []
-        self.refusing = False
-
-    def apply_async(self, **options):
-        if self.refusing:
-            raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
-        self.sent.append(options)
-
-
 @pytest.fixture
 def recorded_run_publishing(settings, monkeypatch):
     """Broker mode with ``run_task`` publishing recorded (or refused), nothing sent anywhere."""
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:1/0"  # never dialled: publishing is recorded
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    flags = fakeredis.FakeRedis()
-    monkeypatch.setattr(broker, "redis_client", lambda: flags)
-    publishing = Publishing()
-    monkeypatch.setattr(tasks.run_task, "apply_async", publishing.apply_async)
-    return publishing
+    return record_publishing(settings, monkeypatch, tasks.run_task)
 
 
 @pytest.fixture
