@@ -515,3 +515,34 @@ def register_demo_sources(integration_users=()) -> None:
 
     for code in DEMO_SOURCES:
         register_source(code=code, integration_users=integration_users)
+
+
+def load_demo_book(*, seed: int, lines: int, business_date: dt.date, batch_size: int = 5000) -> int:
+    """Benchmarks' demo book: register the sources, ingest and apply the events batch by batch
+    (incremental runs collected, not run), refresh planner statistics on PostgreSQL and activate
+    the demo policy. Returns the number of events loaded; the caller runs the allocation."""
+    from itertools import islice
+
+    from django.db import connection
+
+    from allocation.models import Item
+    from allocation.tasks import incremental_runs_paused
+    from integrations.services import ingest, process_pending
+    from policies.services import import_document
+
+    register_demo_sources()
+    events = generate_events(seed=seed, lines=lines, business_date=business_date)
+    count = 0
+    with incremental_runs_paused():
+        while batch := list(islice(events, batch_size)):
+            ingest(batch, via="file")
+            process_pending()
+            count += len(batch)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")  # fresh planner statistics after the bulk load
+    protected = Item.objects.filter(item_class="valves").order_by("sku").values_list("sku", flat=True).first()
+    if protected is not None:
+        active, _draft = demo_policy_documents(protected_sku=protected)
+        import_document(active, actor=None, activate=True)
+    return count

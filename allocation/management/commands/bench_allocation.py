@@ -17,17 +17,15 @@ import datetime as dt
 import random
 import statistics
 import time
-from itertools import islice
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connection
 from django.utils import timezone
 
 from allocation.dates import business_today
-from allocation.demo import demo_policy_documents, generate_events, register_demo_sources
-from allocation.models import AllocationRun, InventoryPosition, Item, Order, OrderLine, RunStatus
+from allocation.demo import load_demo_book
+from allocation.models import AllocationRun, InventoryPosition, Order, OrderLine, RunStatus
 from allocation.services import run_full
-from allocation.tasks import incremental_runs_paused
 
 BATCH_SIZE = 5000
 
@@ -49,29 +47,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, lines: int, seed: int, incremental: int, reuse: bool, **options) -> None:
         from integrations.services import ingest, process_pending
-        from policies.services import import_document
 
         self.stdout.write(f"Database: {connection.vendor} {connection.settings_dict.get('NAME')}")
         if Order.objects.exists() and not reuse:
             raise CommandError("Orders already exist: use an empty database, or --reuse to bench the data there.")
         if not reuse:
             started = time.perf_counter()
-            events = generate_events(seed=seed, lines=lines, business_date=business_today())
-            register_demo_sources()
-            count = 0
-            with incremental_runs_paused():
-                while batch := list(islice(events, BATCH_SIZE)):
-                    ingest(batch, via="file")
-                    process_pending()
-                    count += len(batch)
+            count = load_demo_book(seed=seed, lines=lines, business_date=business_today(), batch_size=BATCH_SIZE)
             self.stdout.write(f"Loaded {count} events in {time.perf_counter() - started:.1f}s.")
-            if connection.vendor == "postgresql":
-                with connection.cursor() as cursor:
-                    cursor.execute("ANALYZE")  # fresh planner statistics after the bulk load
-            protected = Item.objects.filter(item_class="valves").order_by("sku").values_list("sku", flat=True).first()
-            if protected is not None:
-                active, _draft = demo_policy_documents(protected_sku=protected)
-                import_document(active, actor=None, activate=True)
         self._full("cold full run", trigger="manual")
         self._full("warm full run", trigger="manual")
         if connection.vendor == "postgresql":

@@ -27,7 +27,6 @@ import re
 import threading
 import time
 from collections import defaultdict
-from itertools import islice
 from urllib.parse import urlsplit
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -99,27 +98,11 @@ class Command(BaseCommand):
 
     def _load(self, lines: int, seed: int) -> None:
         from allocation.dates import business_today
-        from allocation.demo import demo_policy_documents, generate_events, register_demo_sources
-        from allocation.models import Item
-        from allocation.tasks import incremental_runs_paused
-        from integrations.services import ingest, process_pending
-        from policies.services import import_document
+        from allocation.demo import load_demo_book
 
         started = time.perf_counter()
-        events = generate_events(seed=seed, lines=lines, business_date=business_today())
-        register_demo_sources()
-        count = 0
-        with incremental_runs_paused():
-            while batch := list(islice(events, BATCH_SIZE)):
-                ingest(batch, via="file")
-                process_pending()
-                count += len(batch)
+        count = load_demo_book(seed=seed, lines=lines, business_date=business_today(), batch_size=BATCH_SIZE)
         self.stdout.write(f"Loaded {count} events in {time.perf_counter() - started:.1f}s.")
-        self._analyze()
-        protected = Item.objects.filter(item_class="valves").order_by("sku").values_list("sku", flat=True).first()
-        if protected is not None:
-            active, _draft = demo_policy_documents(protected_sku=protected)
-            import_document(active, actor=None, activate=True)
 
     def _allocate(self) -> None:
         from allocation.models import RunStatus
