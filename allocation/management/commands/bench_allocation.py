@@ -36,7 +36,14 @@ from django.utils import timezone
 
 from allocation.dates import business_today
 from allocation.demo import load_demo_book
-from allocation.models import AllocationRun, InventoryPosition, Order, OrderLine, RunScope, RunStatus
+from allocation.models import (
+    AllocationRun,
+    InventoryPosition,
+    Order,
+    OrderLine,
+    RunScope,
+    RunStatus,
+)
 from allocation.services import run_full
 
 BATCH_SIZE = 5000
