@@ -37,7 +37,7 @@ from decimal import Decimal
 
 from allocation.engine.explain import FIXED, KEPT, PROPOSED, SUBSTITUTE, fmt_quantity, scope_text
 from allocation.engine.groups import item_groups
-from allocation.engine.scoring import _LOG_VALUE_CAP, STRATEGY_INDEX, _weight_vector
+from allocation.engine.scoring import _LOG_VALUE_CAP, STRATEGY_INDEX, _clip, _weight_vector
 from allocation.engine.types import (
     AllocationDecision,
     EngineInput,
@@ -1192,14 +1192,6 @@ def allocate(inp: EngineInput) -> EngineResult:
     finally:
         if collecting:
             gc.enable()
-
-
-def _clip(value: float) -> float:
-    if value < 0.0:
-        return 0.0
-    if value > 1.0:
-        return 1.0
-    return value
 
 
 def _allocate(inp: EngineInput) -> EngineResult:
