@@ -90,6 +90,12 @@ def _tasks_in_the_caller():
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """A cheap password hasher: tests log users in by the hundred."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _business_date(settings):
     """Tests run on a pinned business date unless they set another."""
     import datetime as dt

@@ -29,11 +29,6 @@ SURROGATE_ERROR = "Must not contain unpaired surrogate characters (invalid Unico
 UTF7_QUERY = {"CONTENT_TYPE": "text/plain; charset=utf-7"}
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def utf7_multipart(client, url: str, fields: dict[str, str]):
     body = b"".join(
         b'--B\r\nContent-Disposition: form-data; name="' + name.encode() + b'"\r\n\r\n' + value.encode("utf-7") + b"\r\n"

@@ -40,17 +40,6 @@ T0 = dt.datetime(2026, 5, 20, 8, 0, tzinfo=UTC)
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def as_planner(client, planner):
-    client.force_login(planner)
-    return client
-
-
 def text(response) -> str:
     return response.content.decode()
 

@@ -25,11 +25,6 @@ from allocation.models import (
 BUSINESS_DATE = dt.date(2026, 6, 1)
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture(scope="module")
 def full_size():
     """The default demo (20,000 lines), generated once for the module; never ingested in tests."""

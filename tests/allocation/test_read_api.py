@@ -20,12 +20,6 @@ ENDPOINTS = [
 ]
 
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Personas are created per test; a fast hasher keeps the role matrices quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 @pytest.fixture
 def api(api_client_for, planner):
     return api_client_for(planner)

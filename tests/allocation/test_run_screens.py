@@ -25,17 +25,6 @@ NOT_READERS = ["integration", "outsider"]
 NOT_STARTERS = ["customer_service", "approver", "finance", "integration", "outsider"]
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def as_planner(client, planner):
-    client.force_login(planner)
-    return client
-
-
 def html_of(response) -> str:
     return response.content.decode()
 

@@ -14,12 +14,6 @@ def keys(response) -> list[str]:
     return ROW.findall(response.content.decode())
 
 
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Personas are created per test; a fast hasher keeps the role matrices quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
 @pytest.fixture
 def reader(client, planner):
     client.force_login(planner)

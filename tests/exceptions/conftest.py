@@ -24,12 +24,6 @@ from exceptions.models import DecisionException
 NOW = dt.datetime(2026, 6, 1, 9, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    """Personas hash passwords; a fast hasher keeps the persona matrix quick."""
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 class World:
     """Builders for the records an exception is about."""
 

@@ -46,12 +46,6 @@ def scene(world, recorded_runs):
     return hospital, shop, world.exception(hospital)
 
 
-@pytest.fixture
-def as_planner(client, planner):
-    client.force_login(planner)
-    return client
-
-
 def state():
     return (
         list(DecisionException.objects.order_by("pk").values_list("status", "version", "assignee_id")),
