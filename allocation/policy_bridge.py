@@ -48,6 +48,14 @@ def to_line_settings(resolved: ResolvedSettings) -> et.LineSettings:
         override_approval_min_value=_decimal_or_none(resolved.override_approval_min_value),
         margin_floor_pct=resolved.margin_floor_pct,
         sources=resolved.sources,
+        promise_risk_tolerance_days=resolved.promise_risk_tolerance_days,
+        exception_min_value=Decimal(str(resolved.exception_min_value)),
+        allocation_horizon_days=resolved.allocation_horizon_days,
+        freeze_days=resolved.freeze_days,
+        min_fill_pct=resolved.min_fill_pct,
+        share_mode=resolved.share_mode,
+        factor_plugins=resolved.factor_plugins,
+        execution_mode=resolved.execution_mode,
     )
 
 

@@ -158,6 +158,14 @@ class ResolvedSettings:
     margin_floor_pct: float | None
     stale_feed_minutes: int
     stale_feed_buffer_pct: float
+    promise_risk_tolerance_days: int = 0
+    exception_min_value: float = 0.0
+    allocation_horizon_days: int | None = None
+    freeze_days: int = 0
+    min_fill_pct: float = 0.0
+    share_mode: str = "rank"
+    factor_plugins: tuple[tuple[str, float], ...] = ()
+    execution_mode: str = "auto"
     sources: tuple[tuple[str, int | None], ...] = ()
 
     def source_of(self, setting: str) -> int | None:
@@ -195,6 +203,14 @@ class EffectivePolicy:
                     margin_floor_pct=_optional_float(v["margin_floor_pct"]),
                     stale_feed_minutes=int(v["stale_feed_minutes"]),
                     stale_feed_buffer_pct=float(v["stale_feed_buffer_pct"]),
+                    promise_risk_tolerance_days=int(v["promise_risk_tolerance_days"]),
+                    exception_min_value=float(v["exception_min_value"]),
+                    allocation_horizon_days=None if v["allocation_horizon_days"] is None else int(v["allocation_horizon_days"]),
+                    freeze_days=int(v["freeze_days"]),
+                    min_fill_pct=float(v["min_fill_pct"]),
+                    share_mode=str(v["share_mode"]),
+                    factor_plugins=tuple(sorted((str(k), float(w)) for k, w in (v["factor_plugins"] or {}).items())),
+                    execution_mode=str(v["execution_mode"]),
                     sources=tuple((name, self.sources[name]) for name in schema.SETTING_NAMES),
                 )
             )

@@ -108,6 +108,16 @@ def _integer(minimum: int, maximum: int | None = None) -> Callable[[Any, str, Er
     return check
 
 
+def _optional_integer(minimum: int, maximum: int) -> Callable[[Any, str, Errors], None]:
+    whole = _integer(minimum, maximum)
+
+    def check(value: Any, path: str, errors: Errors) -> None:
+        if value is not None:
+            whole(value, path, errors)
+
+    return check
+
+
 def _number(minimum: float, maximum: float | None = None, nullable: bool = False) -> Callable[[Any, str, Errors], None]:
     def check(value: Any, path: str, errors: Errors) -> None:
         if value is None and nullable:
@@ -142,6 +152,29 @@ def _weights(value: Any, path: str, errors: Errors) -> None:
             )
 
 
+SHARE_MODES: tuple[str, ...] = ("rank", "pro_rata", "equal")
+EXECUTION_MODES: tuple[str, ...] = ("auto", "recommend")
+PLUGIN_NAME_MAX_LENGTH = 64
+
+
+def _factor_plugins(value: Any, path: str, errors: Errors) -> None:
+    """``null`` or an object of registered factor name to weight (allocation.plugins checks
+    the names against the registry when a policy is compiled for a run)."""
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        errors.append({"field": path, "message": "must be null or an object of factor name to weight."})
+        return
+    for name, weight in value.items():
+        field = f"{path}.{key_text(name)}"
+        if not isinstance(name, str) or not name.strip():
+            errors.append({"field": field, "message": "factor name must be a non-empty text."})
+        elif not _text_fits(name, field, PLUGIN_NAME_MAX_LENGTH, errors):
+            continue
+        elif not _is_number(weight) or not 0 <= weight <= MAX_WEIGHT:
+            errors.append({"field": field, "message": f"must be a number between 0 and {MAX_WEIGHT:g}; got {bounds.short_repr(weight)}."})
+
+
 SETTINGS: dict[str, SettingSpec] = {
     spec.name: spec
     for spec in (
@@ -159,6 +192,26 @@ SETTINGS: dict[str, SettingSpec] = {
         SettingSpec("margin_floor_pct", None, "a line below this margin (%) raises an exception", _number(0, 100, nullable=True)),
         SettingSpec("stale_feed_minutes", 60, "a source silent longer than this is stale", _integer(1, MAX_MINUTES)),
         SettingSpec("stale_feed_buffer_pct", 10, "on-hand discounted by this % while its feed is stale", _number(0, 100)),
+        SettingSpec(
+            "promise_risk_tolerance_days", 0,
+            "days after the due date a confirmation may fall before the promise is at risk", _integer(0, MAX_DAYS),
+        ),
+        SettingSpec(
+            "exception_min_value", 0,
+            "line value below which a line's exceptions raise no case (KPIs still count them)", _number(0, MAX_MONEY),
+        ),
+        SettingSpec(
+            "allocation_horizon_days", None,
+            "lines due further ahead than this take nothing yet", _optional_integer(0, MAX_DAYS),
+        ),
+        SettingSpec("freeze_days", 0, "reservations confirmed within this many days are fixed", _integer(0, MAX_DAYS)),
+        SettingSpec("min_fill_pct", 0, "a line covered below this share (%) of its open quantity takes nothing", _number(0, 100)),
+        SettingSpec("share_mode", "rank", "rank, pro_rata or equal within a strategy and priority class", _choice(SHARE_MODES)),
+        SettingSpec("factor_plugins", None, "extra score factors by registered name, each with its weight", _factor_plugins),
+        SettingSpec(
+            "execution_mode", "auto",
+            "auto: reserve, release and publish; recommend: propose until a planner accepts", _choice(EXECUTION_MODES),
+        ),
     )
 }
 SETTING_NAMES: tuple[str, ...] = tuple(SETTINGS)

@@ -43,6 +43,16 @@ class LineSettings:
     override_approval_min_value: Decimal | None
     margin_floor_pct: float | None
     sources: tuple[tuple[str, int | None], ...] = ()  # setting -> rule position (None = default)
+    # Case routing (allocation.md "Exceptions a run raises").
+    promise_risk_tolerance_days: int = 0
+    exception_min_value: Decimal = Decimal(0)
+    # Depth settings (allocation.md "Depth settings"); each default leaves the rules unchanged.
+    allocation_horizon_days: int | None = None
+    freeze_days: int = 0
+    min_fill_pct: float = 0.0
+    share_mode: str = "rank"
+    factor_plugins: tuple[tuple[str, float], ...] = ()
+    execution_mode: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,14 @@ def test_first_migrate_leaves_one_active_default_policy_with_every_default():
     effective = compiled.resolve(RETAIL)
     assert effective.values["strategy"] == "redistribute"
     assert effective.values["weights"] == {"tier": 0.35, "urgency": 0.25, "margin": 0.15, "value": 0.10, "age": 0.10, "penalty": 0.05, "risk": 0.0}
-    assert set(effective.sources.values()) == {0}
+    # The seeded global rule names every setting the first catalogue had; settings added since
+    # (case routing, depth, execution mode) take their defaults, source None.
+    from policies import schema
+    assert effective.values == schema.defaults()
+    assert {n for n, src in effective.sources.items() if src is None} == {
+        "promise_risk_tolerance_days", "exception_min_value", "allocation_horizon_days", "freeze_days",
+        "min_fill_pct", "share_mode", "factor_plugins", "execution_mode",
+    }
 
 
 def test_valves_document_imports_and_resolves_healthcare_to_win(policy_admin, valves_document):
