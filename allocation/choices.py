@@ -25,6 +25,13 @@ class OrderStatus(models.TextChoices):
     CLOSED = "closed"
 
 
+class OrderKind(models.TextChoices):
+    """An order to fulfil, or a quote that holds stock until it expires or becomes an order."""
+
+    ORDER = "order"
+    QUOTE = "quote"
+
+
 class LineStatus(models.TextChoices):
     OPEN = "open"
     CANCELLED = "cancelled"

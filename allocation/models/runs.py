@@ -23,6 +23,7 @@ class RunTrigger(models.TextChoices):
     OVERRIDE = "override", "Planner action"
     APPROVAL = "approval"
     POLICY = "policy", "Policy activation"
+    QUOTE_EXPIRY = "quote_expiry", "Quote expiry"
 
 
 class RunScope(models.TextChoices):
@@ -69,6 +70,14 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
     exceptions_updated = models.PositiveIntegerField(default=0)
     exceptions_resolved = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(
+        default=list, blank=True,
+        help_text="What the run skipped without failing, e.g. a factor plugin that raised or was slow (allocation.plugins).",
+    )
+    price_of_fairness = models.JSONField(
+        default=dict, blank=True,
+        help_text="Priority-weighted fill in rank mode minus the fill the run gave, in total and per strategy and class.",
+    )
     error = models.TextField(blank=True, default="")
     is_simulation = models.BooleanField(default=False)
     actor = models.ForeignKey(
@@ -142,6 +151,12 @@ class LineDecisionLog(models.Model):
     path = models.JSONField(default=list, blank=True)
     constraints = models.JSONField(default=list, blank=True)
     shortfall = models.DecimalField(**QTY, default=0)
+    shortfall_reasons = models.JSONField(
+        default=list, blank=True, help_text="Why the line is short, as data: [{reason, quantity, ...}] (allocation.md)."
+    )
+    projected_date = models.DateField(
+        null=True, blank=True, help_text="When open inbound would cover the shortfall; null when covered or never."
+    )
     fingerprint = models.CharField(max_length=64)
     policy_version = models.ForeignKey(
         "policies.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
