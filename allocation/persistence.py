@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from allocation import depth
 from allocation.choices import AllocationState
 from allocation.engine import types as et
 from allocation.loading import LoadedInput
@@ -40,7 +41,7 @@ from integrations import outbox
 FIXED_STATES = frozenset({AllocationState.RELEASED, AllocationState.PINNED})
 RESERVED_STATES = frozenset({AllocationState.RESERVED, *FIXED_STATES})
 CHUNK = 5000
-JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints"})
+JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints", "shortfall_reasons"})
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ def _write_decision_logs(
             to_json(list(d.path)),
             to_json(list(d.constraints)),
             d.shortfall,
+            to_json(depth.shortfall_reasons(d)),
+            depth.projected_date(d),
             d.fingerprint,
             policy_version_id,
             now,
@@ -175,7 +178,8 @@ def _write_decision_logs(
     ]
     columns = (
         "line_id", "run_id", "rank", "rank_key", "score", "factors", "strategy", "priority_class",
-        "setting_sources", "allocations", "path", "constraints", "shortfall", "fingerprint", "policy_version_id",
+        "setting_sources", "allocations", "path", "constraints", "shortfall", "shortfall_reasons", "projected_date",
+        "fingerprint", "policy_version_id",
         "created_at",
     )
     table = LineDecisionLog._meta.db_table
