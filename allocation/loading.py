@@ -223,7 +223,7 @@ def load_input(
             "penalty": penalty,
             "quantity": open_quantity,
             "value": open_quantity * unit_price,
-            "due": promised or requested,
+            "due": max(promised or requested, as_of),  # allocation.md: the due date
             "promised": promised,
             "requested": requested,
         }

@@ -33,8 +33,8 @@ from allocation.models import (
     Location,
     Supply,
 )
-from exceptions.choices import ACTIVE_STATUSES, ExceptionType
-from exceptions.models import DecisionException
+from exceptions.choices import ExceptionType, ReasonStatus
+from exceptions.models import CaseReason
 from exceptions.run_sync import LineStake, SyncCounts, sync_run_exceptions
 from integrations import outbox
 
@@ -249,10 +249,11 @@ def _current_fingerprints(loaded: LoadedInput) -> dict[int, str]:
 
 
 def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake]:
-    """What each line with an exception (raised now, or active from before) risks."""
+    """What each line with a reason (raised now, or open from before) risks."""
     facts = loaded.line_facts
     wanted = {e.line_key for e in result.exceptions if e.line_key is not None}
-    wanted.update(_lines_with_active_reversal(loaded))
+    wanted.update(_lines_with_open_sticky_reasons(loaded))
+    settings_of = {line.key: line.settings for line in loaded.engine_input.lines if line.key in wanted}
     stakes: dict[int, LineStake] = {}
     for decision in result.lines:
         if decision.line_key not in wanted:
@@ -262,6 +263,7 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             continue
         dates = [a.confirmed_date for a in decision.allocations]
         reserved = [a for a in decision.allocations if a.state in RESERVED_STATES]
+        line_settings = settings_of.get(decision.line_key)
         stakes[decision.line_key] = LineStake(
             tier=fact["tier"],
             penalty_per_day=fact["penalty"],
@@ -274,21 +276,26 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             reserved_by_due=sum((a.quantity for a in reserved if a.confirmed_date <= fact["due"]), Decimal(0)),
             segment=fact["segment"],
             region=fact["region"],
+            covered=sum((a.quantity for a in decision.allocations), Decimal(0)),
+            actionable=getattr(decision, "actionable", True),
+            min_value=line_settings.exception_min_value if line_settings is not None else Decimal(0),
         )
     return stakes
 
 
-def _lines_with_active_reversal(loaded: LoadedInput) -> set[int]:
-    """Lines whose open ``allocation_reversed`` waits for them to be restored (see run_sync)."""
-    active = DecisionException.objects.filter(
-        type=ExceptionType.ALLOCATION_REVERSED, status__in=[str(s) for s in ACTIVE_STATUSES], line__isnull=False
+def _lines_with_open_sticky_reasons(loaded: LoadedInput) -> set[int]:
+    """Lines whose open ``allocation_reversed`` or ``priority_shortage`` may wait for them to be
+    restored (see exceptions.run_sync)."""
+    open_ = CaseReason.objects.filter(
+        type__in=[ExceptionType.ALLOCATION_REVERSED, ExceptionType.PRIORITY_SHORTAGE],
+        status=ReasonStatus.OPEN, line__isnull=False,
     )
     if not loaded.is_full:
         ids: set[int] = set()
         for chunk in _chunks(sorted(loaded.skus or ())):
-            ids.update(active.filter(line__item__sku__in=chunk).values_list("line_id", flat=True))
+            ids.update(open_.filter(line__item__sku__in=chunk).values_list("line_id", flat=True))
         return ids
-    return set(active.values_list("line_id", flat=True))
+    return set(open_.values_list("line_id", flat=True))
 
 
 def persist_result(
@@ -315,8 +322,11 @@ def persist_result(
         scope_order_numbers=None if loaded.is_full else loaded.order_numbers,
         scope_skus=loaded.skus,
         run=run,
-        stakes=_stakes(loaded, result),
+        stakes=_stakes(loaded, engine_result),
     )
+    from allocation.audit.chain import seal_run_decisions  # tamper evidence (hash chain), last: its lock is short
+
+    seal_run_decisions(run.pk)
     return PersistStats(
         allocations=len(decisions),
         allocations_written=len(new),

@@ -37,6 +37,42 @@ RUN_EXCEPTION_TYPES = frozenset(
 )
 
 
+# Reasons of one case, most severe first: the case is routed by the first open one
+# (allocation.md "Only true exceptions reach people").
+REASON_SEVERITY: tuple[str, ...] = (
+    "priority_shortage",
+    "ship_complete_blocked",
+    "allocation_reversed",
+    "credit_hold",
+    "promise_at_risk",
+    "substitution_proposed",
+    "split_limit",
+    "margin_below_floor",
+    "approval_required",
+)
+
+
+def most_severe(types) -> str:
+    """The routing type of a case: the most severe of its reasons' types."""
+    found = set(types)
+    for name in REASON_SEVERITY:
+        if name in found:
+            return name
+    return sorted(found)[0]
+
+
+class CaseKind(models.TextChoices):
+    """Work needs a decision; information is shown but no action can change it today."""
+
+    WORK = "work"
+    INFORMATION = "information"
+
+
+class ReasonStatus(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
+
+
 class ExceptionStatus(models.TextChoices):
     OPEN = "open"
     CLAIMED = "claimed"

@@ -39,6 +39,7 @@ from exceptions.choices import (
     ExceptionStatus,
     ExceptionType,
     OverrideReason,
+    ReasonStatus,
 )
 from exceptions.errors import (
     ActionNotAllowed,
@@ -47,7 +48,7 @@ from exceptions.errors import (
     InvalidAction,
     StaleAction,
 )
-from exceptions.models import DecisionException, ExceptionComment, SavedView
+from exceptions.models import CaseReason, DecisionException, ExceptionComment, SavedView
 
 # Who may act on exceptions.
 ACTOR_ROLES = frozenset({roles.PLANNER, roles.CUSTOMER_SERVICE})
@@ -163,9 +164,26 @@ def _require_workable(exception: DecisionException, actor: Any) -> None:
 
 
 def _resolve(exception: DecisionException, reason: str, now: dt.datetime) -> None:
+    """Resolve a case and, with it, its open reasons (a later run that finds the condition
+    again raises a new reason and a new case)."""
     exception.status = ExceptionStatus.RESOLVED
     exception.resolved_at = now
     exception.resolution_reason = reason[:300]
+    _resolve_reasons([exception.pk], reason, now)
+
+
+def _resolve_reasons(case_ids: list[int], reason: str, now: dt.datetime) -> None:
+    reasons = list(CaseReason.objects.filter(case_id__in=case_ids, status=ReasonStatus.OPEN))
+    for item in reasons:
+        item.status = ReasonStatus.RESOLVED
+        item.resolved_at = now
+        item.updated_at = now
+        item.resolution_reason = reason[:300]
+    if reasons:
+        bulk_update_with_history(
+            reasons, CaseReason, ["status", "resolved_at", "updated_at", "resolution_reason"],
+            batch_size=1000, default_change_reason=reason[:100], default_date=now,
+        )
 
 
 def _line_of(exception: DecisionException) -> OrderLine:
@@ -274,7 +292,7 @@ def accept(exception_id: int, *, actor: Any, expected_version: int) -> ActionRes
     with transaction.atomic():
         exception = _lock(exception_id, expected_version)
         _require_workable(exception, actor)
-        if exception.type != ExceptionType.SUBSTITUTION_PROPOSED:
+        if ExceptionType.SUBSTITUTION_PROPOSED not in (exception.reason_types or [exception.type]):
             raise InvalidAction("Only a proposed substitution can be accepted.", field="type")
         line = _line_of(exception)
         changed = overrides.accept_substitution(line)
@@ -550,6 +568,7 @@ def dismiss(exception_id: int, *, actor: Any, expected_version: int, reason: str
         exception.status = ExceptionStatus.DISMISSED
         exception.resolved_at = now
         exception.resolution_reason = f"dismissed: {reason}"[:300]
+        _resolve_reasons([exception.pk], f"dismissed: {reason}", now)
         _save(exception, actor=actor, reason=f"dismissed: {reason}", now=now)
     return ActionResult(exception, "Dismissed.")
 
@@ -669,6 +688,7 @@ def bulk_dismiss(selection: Mapping[int, int], *, actor: Any, reason: str) -> Bu
         row.status = ExceptionStatus.DISMISSED
         row.resolved_at = now
         row.resolution_reason = f"dismissed: {reason}"[:300]
+        _resolve_reasons([row.pk], f"dismissed: {reason}", now)
         return ""
 
     return _bulk(

@@ -12,6 +12,13 @@ urlpatterns: list = [
     path("exceptions/<int:pk>", views.ExceptionDetail.as_view(), name="api_exception_detail"),
     path("exceptions/<int:pk>/", views.ExceptionDetail.as_view()),
     re_path(rf"^exceptions/(?P<pk>[0-9]+)/(?P<action>{ACTIONS})$", views.ExceptionActionView.as_view(), name="api_exception_action"),
+    # Cases: the same records as exceptions (a case is the unit of work), shown with their reasons.
+    path("cases", views.CaseList.as_view(), name="api_cases"),
+    path("cases/", views.CaseList.as_view()),
+    re_path(r"^cases/bulk/(?P<action>claim|assign|dismiss)$", views.BulkActionView.as_view(), name="api_case_bulk"),
+    path("cases/<int:pk>", views.CaseDetail.as_view(), name="api_case_detail"),
+    path("cases/<int:pk>/", views.CaseDetail.as_view()),
+    re_path(rf"^cases/(?P<pk>[0-9]+)/(?P<action>{ACTIONS})$", views.ExceptionActionView.as_view(), name="api_case_action"),
     path("approvals", views.ApprovalList.as_view(), name="api_approvals"),
     path("approvals/", views.ApprovalList.as_view()),
     path("approvals/<int:pk>", views.ApprovalDetail.as_view(), name="api_approval_detail"),
