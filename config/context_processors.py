@@ -12,6 +12,7 @@ NAVIGATION = [
     ("Approvals", "exceptions:approval_inbox", {roles.APPROVER}),
     ("Policies", "policies:policy_list", roles.READERS),
     ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
+    ("Exports", "integrations:export_list", {roles.FINANCE}),
 ]
 
 

@@ -211,3 +211,7 @@ class OutboxCircuit(models.Model):
 
     def is_open(self, now: dt.datetime) -> bool:
         return self.open_until is not None and now < self.open_until
+
+
+# The export records (who exported which list, when) live in their own module.
+from integrations.export_models import ExportRecord  # noqa: E402,F401

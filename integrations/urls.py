@@ -11,3 +11,8 @@ urlpatterns = [
     path("outbox/", views.outbox_list, name="outbox_list"),
     path("outbox/<int:pk>/replay/", views.outbox_replay, name="outbox_replay"),
 ]
+
+# Who exported which list, when (integrations.export_views; finance).
+from integrations import export_views  # noqa: E402
+
+urlpatterns += [path("exports/", export_views.export_list, name="export_list")]
