@@ -50,6 +50,7 @@ def line_settings(draw) -> LineSettings:
         auto_release_max_value=None,
         override_approval_min_value=Decimal("10000"),
         margin_floor_pct=draw(st.sampled_from((None, 30.0))),
+        promise_risk_tolerance_days=draw(st.sampled_from((0, 0, 2))),
     )
 
 
