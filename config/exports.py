@@ -324,7 +324,7 @@ def _xlsx_response(values: Iterator[Sequence[Any]], spec: ExportSpec, record: An
                     sheet.write_string(0, column_index, cell_text(header), bold)
                 row_index = 1
             for column_index, value in enumerate(row):
-                if value is None:  # an empty cell, as in the CSV
+                if value is None or value == "":  # an empty cell, as in the CSV
                     continue
                 number = _xlsx_number(value)
                 if number is None:

@@ -6,7 +6,8 @@ from config.exports import ExportSpec, columns
 CASES = ExportSpec(
     "cases",
     columns(
-        ("case", "pk"), ("queue", "queue__code"), ("type", "type"), ("status", "status"), ("severity", "severity"),
+        ("case", "pk"), ("queue", "queue__code"), ("kind", "kind"), ("type", "type"), ("reasons", "reason_types"),
+        ("status", "status"), ("severity", "severity"),
         ("jeopardy_score", "jeopardy_score"), ("jeopardy_band", "jeopardy_band"), ("value", "value"),
         ("order", "order__number"), ("line", "line__line"), ("sku", "item__sku"), ("location", "location__code"),
         ("assignee", "assignee__username"), ("raised_at", "raised_at"), ("due_at", "due_at"),

@@ -117,6 +117,8 @@ class CaseList(ExceptionList):
         qs = selectors.filter_exceptions(
             selectors.visible_to(request.user), filters, user=request.user, now=timezone.now()
         ).select_related("order", "item", "queue", "assignee", "line__order", "line__item")
+        if exports.api_csv_requested(request):  # ?format=csv: every filtered case
+            return exports.api_export_response(request, qs, export_specs.CASES)
         paginator = KeysetPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(s.CaseSerializer(page, many=True).data)
