@@ -186,8 +186,10 @@ def sync_run_exceptions(
     new_reasons: list[str] = []
     for key, condition in by_key.items():
         stake = stakes.get(condition.line_key) if condition.line_key is not None else None
+        # Information, not work: the line is short and no action can change that today (the
+        # supply it could use is all fixed, or there is none).
         information = (
-            condition.type in SUPPLY_REASONS and stake is not None and not stake.actionable
+            condition.type in SUPPLY_REASONS and stake is not None and stake.uncovered > 0 and not stake.actionable
         )
         message = condition.message[:500]
         details = condition.details
