@@ -205,7 +205,12 @@ def _explain_url(why: selectors.LineWhy) -> str | None:
 @roles.role_required(*roles.READERS)
 def line_why(request: HttpRequest, number: str, line: int) -> HttpResponse:
     """Why a line holds what it holds: rank, score factors, settings and their rules, allocations,
-    supply path, what it could not get, open exceptions and the decision history."""
+    supply path, what it could not get, open exceptions and the decision history. With ``?at=``
+    the decision in force at that time (allocation.audit.views.line_why_at)."""
+    if "at" in request.GET:
+        from allocation.audit.views import line_why_at
+
+        return line_why_at(request, number, line)
     why = selectors.line_why(number, line)
     context = {"why": why, "line": why.line, "log": why.log, "explain_url": _explain_url(why)}
     return render(request, "allocation/why.html", context)

@@ -13,6 +13,7 @@ NAVIGATION = [
     ("Policies", "policies:policy_list", roles.READERS),
     ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Exports", "integrations:export_list", {roles.FINANCE}),
+    ("Audit", "audit:trail", roles.READERS),
 ]
 
 

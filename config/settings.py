@@ -412,3 +412,13 @@ for _network in ALLOT_METRICS_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(f"ALLOT_METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)") from error
 # A scraper inside the deployment speaks plain HTTP to the web container.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
+# Audit trail (allocation.audit): beat seals new audit records every ALLOT_AUDIT_SEAL_SECONDS
+# (the window in which a history row is not yet hash-chained) and verifies every chain daily.
+CELERY_IMPORTS = ("allocation.audit.tasks",)
+ALLOT_AUDIT_SEAL_SECONDS = env_float("ALLOT_AUDIT_SEAL_SECONDS", 300.0)
+CELERY_BEAT_SCHEDULE["seal-audit-records"] = {"task": "allocation.audit.tasks.seal_audit_task", "schedule": ALLOT_AUDIT_SEAL_SECONDS}
+CELERY_BEAT_SCHEDULE["verify-audit-daily"] = {
+    "task": "allocation.audit.tasks.verify_audit_task",
+    "schedule": crontab(hour=env_int("ALLOT_AUDIT_VERIFY_HOUR", 3), minute=30),
+}

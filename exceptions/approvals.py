@@ -139,3 +139,26 @@ def cancel(approval: ApprovalRequest, *, reason: str) -> None:
     approval.decided_at = timezone.now()
     approval._change_reason = f"cancelled: {reason}"[:100]
     approval.save()
+
+
+def withdraw(approval_id: int, *, actor: Any, reason: str = "") -> ApprovalRequest:
+    """The requester withdraws their pending request: it becomes ``cancelled`` (recorded with
+    the actor and reason) and its subject leaves the waiting state as on a rejection (the
+    handler's ``on_rejected``, which reads ``approval.status`` to word it as a withdrawal)."""
+    with transaction.atomic():
+        approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
+        if approval.status != ApprovalStatus.PENDING:
+            raise ApprovalNotPending(f"This request is already {approval.status}.", status=approval.status)
+        if approval.requested_by_id != actor.pk:
+            raise ApprovalNotAllowed("Only the requester can withdraw a request.")
+        approval.status = ApprovalStatus.CANCELLED
+        approval.decided_by = actor
+        approval.decision_reason = reason.strip() or "withdrawn by the requester"
+        approval.decided_at = timezone.now()
+        approval._change_reason = f"withdrawn: {approval.decision_reason}"[:100]
+        approval._history_user = actor
+        approval.save()
+        handler = _HANDLERS.get(approval.kind)
+        if handler is not None:
+            handler.on_rejected(approval, approval.subject)
+        return approval

@@ -750,9 +750,10 @@ def _on_rejected(approval, subject: DecisionException) -> None:
     exception.status = ExceptionStatus.CLAIMED
     exception.assignee = approval.requested_by
     now = timezone.now()
-    _save(exception, actor=approval.decided_by, reason=f"{approval.kind} rejected: {approval.decision_reason}", now=now)
+    verb = "withdrawn" if approval.status == "cancelled" else "rejected"  # withdrawn by its requester
+    _save(exception, actor=approval.decided_by, reason=f"{approval.kind} {verb}: {approval.decision_reason}", now=now)
     ExceptionComment.objects.create(
-        exception=exception, author=approval.decided_by, body=f"Rejected: {approval.decision_reason}"
+        exception=exception, author=approval.decided_by, body=f"{verb.capitalize()}: {approval.decision_reason}"
     )
 
 

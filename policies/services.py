@@ -420,7 +420,8 @@ def _on_rejected(approval: ApprovalRequest, subject: Any) -> None:
     locked = PolicyVersion.objects.select_for_update().get(pk=subject.pk)
     locked.status = VersionStatus.DRAFT
     locked.approved_by, locked.approved_at = None, None
-    _save(locked, actor=approval.decided_by, reason=f"rejected: {approval.decision_reason}")
+    verb = "withdrawn" if approval.status == "cancelled" else "rejected"  # withdrawn by its requester
+    _save(locked, actor=approval.decided_by, reason=f"{verb}: {approval.decision_reason}")
 
 
 def authors(version: PolicyVersion) -> set[int]:

@@ -45,3 +45,7 @@ __all__ += [
 from .ops import ProcessTick  # noqa: E402
 
 __all__ += ["ProcessTick"]
+
+from .audit import AuditChainHead, AuditSeal, AuditVerification, RoleChange  # noqa: E402
+
+__all__ += ["AuditChainHead", "AuditSeal", "AuditVerification", "RoleChange"]
