@@ -459,6 +459,9 @@ def release_line(line: OrderLine, *, wave: str | None = None) -> int:
         return 0
     changed = Allocation.objects.filter(id__in=[row[0] for row in releasable]).update(state=AllocationState.RELEASED)
     outbox.record_release(line_id=line.pk, order=line.order.number, line=line.line, released=releasable, wave=wave)
+    from allocation import releases  # the location's daily release capacity counts this line
+
+    releases.record_released_rows(line.pk, releasable)
     return changed
 
 

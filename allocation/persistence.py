@@ -20,7 +20,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
-from allocation import depth
+from allocation import depth, execution_modes
 from allocation.choices import AllocationState
 from allocation.engine import types as et
 from allocation.loading import LoadedInput
@@ -302,6 +302,9 @@ def persist_result(
     *, run: AllocationRun, loaded: LoadedInput, result: et.EngineResult, policy_version_id: int | None
 ) -> PersistStats:
     """Replace the scope's non-fixed allocations, log changed decisions and sync exceptions."""
+    # Execution mode (allocation.execution_modes): store what a recommend scope decided as
+    # recommendations, publish nothing for it; exceptions see the engine's own result.
+    engine_result, result = result, execution_modes.as_stored(loaded, result)
     decisions = [a for line in result.lines for a in line.allocations]
     kept_ids = {a.existing_id for a in decisions if a.existing_id is not None}
     replaceable = [e.id for e in loaded.engine_input.existing if e.state not in FIXED_STATES and e.id not in kept_ids]
@@ -309,11 +312,12 @@ def persist_result(
         Allocation.objects.filter(id__in=chunk).exclude(state__in=FIXED_STATES).delete()
     new = [a for a in decisions if a.existing_id is None and a.state not in FIXED_STATES]
     _write_allocations(run, new)
+    execution_modes.state_updates(loaded, result)
 
     current = _current_fingerprints(loaded)
     changed = [line for line in result.lines if current.get(line.line_key) != line.fingerprint]
     _write_decision_logs(run, loaded, changed, policy_version_id)
-    messages = _write_reservation_messages(run, loaded, changed)
+    messages = _write_reservation_messages(run, loaded, execution_modes.published(loaded, changed))
 
     counts = sync_run_exceptions(
         list(result.exceptions),

@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from allocation import engine
+from allocation import engine, execution_modes
 from allocation.dates import business_today
 from allocation.engine import types as et
 from allocation.heartbeat import RunHeartbeat
@@ -139,7 +139,7 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             heartbeat.phase("loading every open line" if expanded is None else f"loading the lines of {len(expanded):,} items", 10)
             lock_run_scope(expanded)
             mark = time.perf_counter()
-            loaded = load_input(as_of=run.as_of, context=context, expanded=expanded)
+            loaded = execution_modes.for_engine(load_input(as_of=run.as_of, context=context, expanded=expanded))
             timings["load"] = round(time.perf_counter() - mark, 4)
             lines = len(loaded.line_ids)
             heartbeat.phase(f"ranking and allocating {lines:,} lines", 40)
@@ -349,7 +349,7 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             mark = time.perf_counter()
             active: PolicyContext = active_context()
             draft = context_for(policy_version)
-            loaded = load_input(as_of=run.as_of, context=active)
+            loaded = execution_modes.for_engine(load_input(as_of=run.as_of, context=active))
             draft_loaded = with_policy(loaded, draft)
             timings["load"] = round(time.perf_counter() - mark, 4)
             heartbeat.phase("allocating", 40)

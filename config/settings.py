@@ -359,6 +359,16 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
     },
 }
+# Release waves (allocation.releases): beat looks every ALLOT_RELEASE_SCHEDULE_SECONDS for
+# locations whose cutoff (their own time zone) is within ALLOT_RELEASE_LEAD_MINUTES and runs
+# their wave; a wave still "running" after ALLOT_WAVE_LOST_SECONDS (its process died) is failed.
+ALLOT_RELEASE_LEAD_MINUTES = env_int("ALLOT_RELEASE_LEAD_MINUTES", 30)
+ALLOT_RELEASE_SCHEDULE_SECONDS = env_float("ALLOT_RELEASE_SCHEDULE_SECONDS", 300.0)
+ALLOT_WAVE_LOST_SECONDS = env_int("ALLOT_WAVE_LOST_SECONDS", 900)
+CELERY_BEAT_SCHEDULE["release-waves-before-cutoff"] = {
+    "task": "allocation.tasks.release_waves_task",
+    "schedule": ALLOT_RELEASE_SCHEDULE_SECONDS,
+}
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).
 ALLOT_BUSINESS_DATE = env_date("ALLOT_BUSINESS_DATE")
