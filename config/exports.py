@@ -29,7 +29,7 @@ Cells: text starting with ``= + - @``, tab or carriage return is prefixed with `
 decimals) are left alone, a negative quantity is not a formula. Dates and times are ISO 8601
 (times in the current time zone, with their offset); decimals are plain text without exponent
 or trailing zeros (``60.000`` -> ``60``); booleans ``true``/``false``; JSON values compact
-JSON. In XLSX integers and decimals that a double holds exactly are numbers (so they sum),
+JSON with sorted keys (PostgreSQL's jsonb and SQLite store keys in different orders). In XLSX integers and decimals that a double holds exactly are numbers (so they sum),
 everything else the same text as in the CSV.
 
 Every export is recorded (``integrations.export_log``): who, which screen and path, the
@@ -159,7 +159,7 @@ def cell_text(value: Any) -> str:
     if kind is float:
         return repr(value)
     if isinstance(value, (dict, list)):
-        return _text(json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str))
+        return _text(json.dumps(value, separators=(",", ":"), ensure_ascii=False, sort_keys=True, default=str))
     if isinstance(value, str):  # a str subclass: a lazy translation, a TextChoices member
         return _text(str(value))
     return _text(str(value))

@@ -17,7 +17,7 @@ from django.template.loader import select_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config import pagination, roles
+from config import exports, pagination, roles
 from config.roles import role_required
 from exceptions import approvals
 from exceptions.errors import (
@@ -27,7 +27,7 @@ from exceptions.errors import (
     SelfApprovalRefused,
 )
 from policies import explain as explainer
-from policies import schema, selectors, services
+from policies import export_specs, schema, selectors, services
 from policies.choices import VersionStatus
 from policies.errors import (
     PolicyError,
@@ -131,6 +131,8 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     versions = selectors.visible_versions(request.user)
     if status in VersionStatus.values:
         versions = versions.filter(status=status)
+    if exports.requested(request):  # ?export=csv|xlsx: every version listed
+        return exports.export_response(request, versions.order_by("-number"), export_specs.POLICY_VERSIONS)
     # Keyset pages (?cursor=) newest number first, like every other list screen.
     page = pagination.screen_page(request, versions.order_by("-number"), 25)
     context = {

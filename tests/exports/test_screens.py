@@ -129,9 +129,9 @@ def test_events_and_outbox_exports(client, finance, export_world):
         ["message_id", "type", "status", "attempts", "created_at", "next_attempt_at", "sent_at", "last_error",
          "replayed_by", "replayed_at", "payload"],
         ["m-2", "promise.changed", "dead", 8, "2026-06-01T12:00:00+00:00", "2026-06-01T12:00:00+00:00", None,
-         "'-1 refused", None, None, '{"order":"SO-2","line":1}'],
+         "'-1 refused", None, None, '{"line":1,"order":"SO-2"}'],
         ["m-1", "reservation.changed", "sent", 1, "2026-06-01T10:00:00+00:00", "2026-06-01T10:00:00+00:00",
-         "2026-06-01T11:00:00+00:00", None, None, None, '{"order":"SO-1","line":1}'],
+         "2026-06-01T11:00:00+00:00", None, None, None, '{"line":1,"order":"SO-1"}'],
     ]
 
 
@@ -183,6 +183,7 @@ def test_approval_inbox_export(client, approver, export_world):
         ("/exceptions/queues/shortages/", "planner", "status=all"),
         ("/exceptions/approvals/", "approver", ""),
         ("/integrations/exports/", "finance", "screen=orders"),
+        ("/policies/", "policy_admin", "status=active"),
     ],
 )
 def test_list_screens_link_the_downloads_with_their_filters(client, personas, export_world, url, persona, query):
@@ -201,3 +202,42 @@ def test_order_and_run_pages_link_their_sections(client, planner, export_world):
     page = client.get(f"/runs/{export_world['run'].pk}/").content.decode()
     assert 'href="?section=decisions&amp;export=csv"' in page
     assert 'href="?section=exceptions&amp;export=csv"' not in page  # the run raised none: nothing to download
+
+
+def test_policy_list_export(client, policy_admin, db):
+    from policies.models import PolicyVersion
+
+    client.force_login(policy_admin)
+    active = PolicyVersion.objects.get(status="active")
+    rows = csv_rows(client.get("/policies/", {"status": "active", "export": "csv"}))
+    assert rows[0] == ["version", "name", "status", "effective_from", "created_by", "submitted_by", "approved_by", "note"]
+    assert [row[:3] for row in rows[1:]] == [[str(active.number), active.name, "active"]]
+
+
+def test_audit_trail_spec_writes_entries_with_their_changes(finance):
+    """The audit trail's rows are selector entries, not a queryset: read by attribute."""
+    import datetime as dt
+    from decimal import Decimal
+    from types import SimpleNamespace
+
+    from django.test import RequestFactory
+
+    from allocation.audit_export_specs import AUDIT_TRAIL
+    from config import exports
+
+    entry = SimpleNamespace(
+        at=dt.datetime(2026, 6, 1, 10, tzinfo=dt.UTC), kind="override", actor="pat_planner", actor_kind="user",
+        summary="Pinned 5 at DC-EAST-1", changes=[("quantity", "0", "5")], reason="=customer escalation",
+        policy_number=3, order="SO-2", line=1, sku="VLV-0002", customer="RET-0001", value=Decimal("450.00"),
+        run_id=None, case_id=7, approval_id=None, event_id=None, uid="history.exception:9",
+    )
+    request = RequestFactory().get("/audit/?kind=override&export=csv")
+    request.user = finance
+    rows = csv_rows(exports.export_response(request, iter([entry]), AUDIT_TRAIL))
+    assert rows == [
+        ["at", "kind", "actor", "actor_kind", "summary", "changes", "reason", "policy_version", "order", "line", "sku",
+         "customer", "value", "run", "case", "approval", "event", "entry"],
+        ["2026-06-01T10:00:00+00:00", "override", "pat_planner", "user", "Pinned 5 at DC-EAST-1", "quantity: 0 -> 5",
+         "'=customer escalation", "3", "SO-2", "1", "VLV-0002", "RET-0001", "450", "", "7", "", "", "history.exception:9"],
+    ]
+    assert ExportRecord.objects.get().screen == "audit-trail"
