@@ -95,6 +95,13 @@ def _hold_if_running(run: AllocationRun) -> None:
     run.heartbeat_at = timezone.now()
 
 
+def _notify_finished(run: AllocationRun) -> None:
+    """Tell the person who asked for the run how it ended (in the run's last transaction)."""
+    from exceptions import notifications  # exceptions depends on allocation, not the reverse
+
+    notifications.run_finished(run)
+
+
 def _fail(run: AllocationRun, error: BaseException, started: float) -> AllocationRun:
     """Record ``error`` on the run, unless the reaper failed it already (its reason stands)."""
     if isinstance(error, RunLost):
@@ -109,10 +116,13 @@ def _fail(run: AllocationRun, error: BaseException, started: float) -> Allocatio
     run.timings = {**run.timings, "total": round(time.perf_counter() - started, 4)}
     fields = ["status", "error", "phase", "finished_at", "timings"]
     try:
-        if not AllocationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            **{name: getattr(run, name) for name in fields}
-        ):
-            run.refresh_from_db()
+        with transaction.atomic():
+            if AllocationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                **{name: getattr(run, name) for name in fields}
+            ):
+                _notify_finished(run)
+            else:
+                run.refresh_from_db()
     except DatabaseError:  # the database went away too: the reaper records the run's end
         logger.exception("allocation run #%s: could not record its failure", run.pk)
     return run
@@ -166,6 +176,7 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             run.timings = timings
             run.finished_at = timezone.now()
             run.save()
+            _notify_finished(run)
     except Exception as error:  # recorded on the run row: a failed run is a result, not a crash
         run.timings = timings
         return _fail(run, error, started)
@@ -374,6 +385,7 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             run.timings = timings
             run.finished_at = timezone.now()
             run.save()
+            _notify_finished(run)
     except Exception as error:  # recorded on the run row, like a failed run
         run.timings = timings
         return _fail(run, error, started)

@@ -172,6 +172,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.navigation",
+                "exceptions.preferences.context",
             ],
         },
     },
@@ -396,6 +397,8 @@ ALLOT_EVENT_MAX_FUTURE_MINUTES = 5
 # lies at most this many days after the business date.
 ALLOT_BULK_MAX_IDS = env_int("ALLOT_BULK_MAX_IDS", 500)
 ALLOT_DEFER_MAX_DAYS = env_int("ALLOT_DEFER_MAX_DAYS", 365)
+# How screens write dates when a person chose none (exceptions.preferences; a Django date format).
+ALLOT_DATE_FORMAT = env_str("ALLOT_DATE_FORMAT", "Y-m-d")
 DATA_UPLOAD_MAX_MEMORY_SIZE = ALLOT_MAX_BATCH_BYTES + 1024 * 1024
 
 # Logs (config/logs.py): JSON lines in production or with LOG_FORMAT=json, readable lines

@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config import roles
+from exceptions import notifications
 from exceptions.choices import ApprovalStatus
 from exceptions.errors import ApprovalNotAllowed, ApprovalNotPending, SelfApprovalRefused
 from exceptions.models import ApprovalRequest
@@ -77,6 +78,7 @@ def request_approval(*, kind: str, subject: Any, actor: Any, note: str = "", pay
     )
     approval._change_reason = f"requested: {note}"[:100]
     approval.save()
+    notifications.approval_requested(approval, actor=actor)
     return approval
 
 
@@ -119,6 +121,7 @@ def _decide(approval_id: int, *, actor: Any, reason: str, approve: bool) -> Appr
         if handler is not None:
             subject = approval.subject
             (handler.on_approved if approve else handler.on_rejected)(approval, subject)
+        notifications.approval_decided(approval, actor=actor)
         return approval
 
 

@@ -127,3 +127,25 @@ class ExceptionAction(models.TextChoices):
 
 APPROVAL_KIND_OVERRIDE = "exception.override"
 APPROVAL_KIND_RELEASE = "exception.release"
+
+
+class NotificationKind(models.TextChoices):
+    """What an in-app notification tells its recipient (exceptions.notifications)."""
+
+    CLAIM_TAKEN_OVER = "claim_taken_over", "Claim taken over"
+    APPROVAL_REQUESTED = "approval_requested", "Approval requested"
+    APPROVAL_APPROVED = "approval_approved", "Approval approved"
+    APPROVAL_REJECTED = "approval_rejected", "Approval rejected"
+    CASE_ESCALATED = "case_escalated", "Case escalated"
+    RUN_FINISHED = "run_finished", "Run finished"
+
+
+class DateFormat(models.TextChoices):
+    """How a person reads dates on the screens (a preference; the API keeps ISO 8601).
+    Values are Django ``date`` filter formats."""
+
+    ISO = "Y-m-d", "2026-06-01 (ISO)"
+    EUROPEAN = "d.m.Y", "01.06.2026"
+    BRITISH = "d/m/Y", "01/06/2026"
+    US = "m/d/Y", "06/01/2026"
+    WORDS = "j M Y", "1 Jun 2026"

@@ -8,8 +8,10 @@ from exceptions.choices import (
     ACTIVE_STATUSES,
     ApprovalStatus,
     CaseKind,
+    DateFormat,
     ExceptionStatus,
     ExceptionType,
+    NotificationKind,
     ReasonStatus,
     Severity,
 )
@@ -279,3 +281,37 @@ class PromiseChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.line_id}: {self.previous_promised_date} -> {self.promised_date}"
+
+
+class Notification(models.Model):
+    """An in-app notification for one person (the bell): written by the service that made
+    the change, in the same transaction, so it exists exactly when the change does."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    text = models.CharField(max_length=500)
+    link = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The notifications page: a person's newest first (keyset pages).
+            models.Index(fields=["recipient", "-created_at", "-id"], name="notification_recipient_new"),
+            # The bell: a person's unread count.
+            models.Index(fields=["recipient"], condition=models.Q(read_at__isnull=True), name="notification_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.recipient_id}"
+
+
+class UserPreference(models.Model):
+    """What a person chose for the screens (date format); absent = the site defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="allot_preference")
+    date_format = models.CharField(max_length=16, choices=DateFormat.choices, default=DateFormat.ISO)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

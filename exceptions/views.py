@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from allocation import overrides
 from config import bounds, exports, pagination
 from config.roles import role_required
-from exceptions import approvals, export_specs, routing, selectors, services, workbench
+from exceptions import approvals, export_specs, routing, safety, selectors, services, workbench
 from exceptions.choices import (
     ExceptionAction,
     ExceptionStatus,
@@ -37,6 +37,7 @@ from exceptions.forms import (
     OverrideForm,
     OverridePreviewForm,
     ReasonForm,
+    ReleaseToWarehouseForm,
     SavedViewForm,
     SplitForm,
     VersionForm,
@@ -265,6 +266,7 @@ def _detail_context(request: HttpRequest, exception, **extra: Any) -> dict[str, 
         "action": "",
         "form_data": {},
         "today": timezone.localdate(),
+        "release_confirm": safety.release_confirmation(line) if line and exception.is_active else "",
     }
     context.update(extra)
     return context
@@ -306,7 +308,7 @@ FORMS = {
     ExceptionAction.SPLIT: SplitForm,
     ExceptionAction.DEFER: DeferForm,
     ExceptionAction.HOLD: NoteForm,
-    ExceptionAction.RELEASE_TO_WAREHOUSE: NoteForm,
+    ExceptionAction.RELEASE_TO_WAREHOUSE: ReleaseToWarehouseForm,
     ExceptionAction.ESCALATE: NoteForm,
     ExceptionAction.DISMISS: ReasonForm,
     ExceptionAction.COMMENT: CommentForm,

@@ -138,6 +138,10 @@ class ClaimInput(VersionInput):
     take_over = serializers.BooleanField(
         required=False, default=False, help_text="Confirms taking a colleague's claim over (recorded)."
     )
+    reason = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="",
+        help_text="Why you take a colleague's claim over: required with take_over (recorded, and told to them).",
+    )
 
 
 class AssignInput(VersionInput):

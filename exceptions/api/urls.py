@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from exceptions.api import views
+from exceptions.api import notification_views, views
 from exceptions.choices import ExceptionAction
 
 ACTIONS = "|".join(a.value for a in ExceptionAction)
@@ -19,6 +19,9 @@ urlpatterns: list = [
     path("cases/<int:pk>", views.CaseDetail.as_view(), name="api_case_detail"),
     path("cases/<int:pk>/", views.CaseDetail.as_view()),
     re_path(rf"^cases/(?P<pk>[0-9]+)/(?P<action>{ACTIONS})$", views.ExceptionActionView.as_view(), name="api_case_action"),
+    path("notifications", notification_views.NotificationList.as_view(), name="api_notifications"),
+    path("notifications/", notification_views.NotificationList.as_view()),
+    path("notifications/read", notification_views.NotificationRead.as_view(), name="api_notifications_read"),
     path("approvals", views.ApprovalList.as_view(), name="api_approvals"),
     path("approvals/", views.ApprovalList.as_view()),
     path("approvals/<int:pk>", views.ApprovalDetail.as_view(), name="api_approval_detail"),

@@ -233,7 +233,9 @@ def test_explain_from_an_order_line_shows_values_sources_and_highlights_the_rule
     assert '<tr data-setting="strategy">' in html
     strategy_row = html[html.index('<tr data-setting="strategy">'):html.index('<tr data-setting="priority_class">')]
     assert "<code>&quot;win&quot;</code>" in strategy_row
-    assert '<a href="#rule-1">rules[1]</a> customer_segment=healthcare' in strategy_row
+    # The source reads as the rule's scope, not its index (issue 9, plain words).
+    assert '<a href="#rule-1" title="rules[1] of the policy">rule for customer_segment = healthcare</a>' in strategy_row
+    assert ">rules[1]<" not in strategy_row
     assert '<tr id="rule-1" data-position="1" class="highlight">' in html
     assert 'value="HC-0001"' in html
 
