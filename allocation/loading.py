@@ -57,6 +57,9 @@ class LoadedInput:
     order_numbers: set[str]
     line_facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     query_count: int = 0
+    # Stale sources whose on-hand in scope was discounted: [{"source", "locations"}] (the run
+    # records it as AllocationRun.degraded_feeds).
+    degraded_feeds: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_full(self) -> bool:
@@ -101,17 +104,13 @@ def expand_item_groups(skus: Iterable[str], context: PolicyContext) -> frozenset
 
 
 def _stale_sources(context: PolicyContext, now: dt.datetime) -> set[str]:
-    """Codes of event sources whose feed is stale (nothing for ``stale_feed_minutes``)."""
+    """Codes of event sources whose feed is stale: silent longer than their own cadence, else the
+    policy's ``stale_feed_minutes`` (the rule of ``integrations.freshness``, which raises the case)."""
     try:
-        from integrations.models import Source
+        from integrations import freshness
     except ImportError:  # integrations not installed: no feed freshness to apply
         return set()
-    limit = now - dt.timedelta(minutes=context.stale_feed_minutes)
-    return set(
-        Source.objects.filter(Q(last_event_at__lt=limit) | Q(last_event_at__isnull=True)).values_list(
-            "code", flat=True
-        )
-    )
+    return freshness.stale_source_codes(now, default_minutes=context.stale_feed_minutes)
 
 
 def load_input(
@@ -120,12 +119,14 @@ def load_input(
     context: PolicyContext,
     skus: Iterable[str] | None = None,
     expanded: frozenset[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> LoadedInput:
     """Build the engine input for all open lines, or for the item groups of ``skus``.
 
     Pass ``expanded`` when the caller already expanded (and locked) the item groups. Lines are
     read without joins and completed from per-order, per-customer and per-item dictionaries,
     so each order's and customer's fields are read and converted once, not once per line.
+    ``now`` (default: the clock) decides which feeds are stale.
     """
     if expanded is None and skus is not None:
         expanded = expand_item_groups(skus, context)
@@ -245,7 +246,12 @@ def load_input(
         )
     )
 
-    stale = _stale_sources(context, timezone.now())
+    stale = _stale_sources(context, now or timezone.now())
+    position_rows = list(
+        by_item(InventoryPosition.objects.all(), "item__sku")
+        .order_by("item__sku", "location__code")
+        .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
+    )
     on_hand = tuple(
         et.OnHand(
             item=sku,
@@ -253,10 +259,13 @@ def load_input(
             available=max(quantity - quality - warehouse, ZERO),
             stale=bool(source) and source in stale,
         )
-        for sku, code, quantity, quality, warehouse, source in by_item(InventoryPosition.objects.all(), "item__sku")
-        .order_by("item__sku", "location__code")
-        .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
+        for sku, code, quantity, quality, warehouse, source in position_rows
     )
+    degraded: dict[str, set[str]] = defaultdict(set)
+    if stale:
+        for _, code, _, _, _, source in position_rows:
+            if source and source in stale:
+                degraded[source].add(code)
     inbound = tuple(
         et.Inbound(ref=ref, item=sku, location=code, quantity=quantity - received, eta=eta, confidence=float(confidence))
         for ref, sku, code, quantity, received, eta, confidence in by_item(
@@ -300,6 +309,7 @@ def load_input(
         line_ids=[line.key for line in lines],
         order_numbers=order_numbers,
         line_facts=line_facts,
+        degraded_feeds=[{"source": code, "locations": sorted(codes)} for code, codes in sorted(degraded.items())],
     )
 
 
@@ -321,6 +331,7 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
         line_ids=loaded.line_ids,
         order_numbers=loaded.order_numbers,
         line_facts=loaded.line_facts,
+        degraded_feeds=loaded.degraded_feeds,
     )
 
 

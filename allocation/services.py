@@ -168,6 +168,7 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             run.progress = 100
             run.phase = "done"
             run.line_count = len(loaded.line_ids)
+            run.degraded_feeds = loaded.degraded_feeds  # stale sources discounted (integrations.freshness)
             run.allocation_count = stats.allocations
             run.changed_line_count = stats.changed_lines
             run.exceptions_raised = stats.exceptions.created

@@ -360,6 +360,12 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
     },
 }
+# Feed freshness (integrations.freshness): beat raises or resolves stale_feed cases this often.
+ALLOT_FEED_CHECK_SECONDS = env_float("ALLOT_FEED_CHECK_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["check-feed-freshness"] = {
+    "task": "integrations.tasks.check_feed_freshness_task",
+    "schedule": ALLOT_FEED_CHECK_SECONDS,
+}
 # Release waves (allocation.releases): beat looks every ALLOT_RELEASE_SCHEDULE_SECONDS for
 # locations whose cutoff (their own time zone) is within ALLOT_RELEASE_LEAD_MINUTES and runs
 # their wave; a wave still "running" after ALLOT_WAVE_LOST_SECONDS (its process died) is failed.

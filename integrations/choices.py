@@ -48,6 +48,7 @@ class BatchVia(models.TextChoices):
     API = "api"
     WEBHOOK = "webhook"
     FILE = "file"
+    REPLAY = "replay"
 
 
 class OutboxType(models.TextChoices):

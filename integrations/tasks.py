@@ -37,3 +37,12 @@ def relay_outbox_task() -> dict[str, Any]:
 
     summary = relay.relay_until_drained()
     return {"sent": summary.sent, "failed": summary.failed, "dead": summary.dead, "skipped": summary.skipped}
+
+
+@shared_task(name="integrations.tasks.check_feed_freshness_task", ignore_result=True)
+def check_feed_freshness_task() -> dict[str, list[str]]:
+    """Raise or resolve ``stale_feed`` cases (celery beat, every ALLOT_FEED_CHECK_SECONDS)."""
+    from integrations import freshness
+
+    result = freshness.check_freshness()
+    return {"stale": result.stale, "raised": result.raised, "resolved": result.resolved}

@@ -78,6 +78,10 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
         default=dict, blank=True,
         help_text="Priority-weighted fill in rank mode minus the fill the run gave, in total and per strategy and class.",
     )
+    degraded_feeds = models.JSONField(
+        default=list, blank=True,
+        help_text="Stale sources whose on-hand the run discounted by stale_feed_buffer_pct: [{source, locations}] (integrations.freshness).",
+    )
     error = models.TextField(blank=True, default="")
     is_simulation = models.BooleanField(default=False)
     actor = models.ForeignKey(
@@ -107,6 +111,11 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
     @property
     def is_finished(self) -> bool:
         return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+    @property
+    def ran_degraded(self) -> bool:
+        """True when a stale feed made the run discount on-hand (see ``degraded_feeds``)."""
+        return bool(self.degraded_feeds)
 
     def _live(self) -> tuple[str, int] | None:
         if self.status != RunStatus.RUNNING:
