@@ -19,10 +19,11 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from allocation import audit_export_specs as export_specs
 from allocation.audit import chain, finance
 from allocation.audit import selectors as trail
 from allocation.audit.forms import AtForm, AuditFilterForm, WithdrawForm
-from config import pagination, roles
+from config import exports, pagination, roles
 
 PAGE_SIZE = 50
 READERS = tuple(roles.READERS)
@@ -43,6 +44,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
     form = AuditFilterForm(request.GET, can_see_roles=see_roles)
     valid = form.is_valid()
     page = None
+    if valid and exports.requested(request):  # ?export=csv|xlsx: every entry, read a chunk at a time
+        return exports.export_response(request, trail.audit_rows(request.user, form.filters()), export_specs.AUDIT_TRAIL)
     if valid:
         try:
             page = trail.audit_page(request.user, form.filters(), request.GET.get("cursor") or None, PAGE_SIZE)
@@ -60,6 +63,8 @@ def audit_trail(request: HttpRequest) -> HttpResponse:
 @roles.role_required(*READERS)
 def credit_holds(request: HttpRequest) -> HttpResponse:
     """Open lines on credit hold: value, since when, what they hold and what they are short of."""
+    if exports.requested(request):  # ?export=csv|xlsx: every held line
+        return exports.export_response(request, finance.credit_hold_rows(), export_specs.CREDIT_HOLDS)
     page = pagination.screen_page(request, finance.credit_hold_rows(), PAGE_SIZE)
     since = finance.held_since(page.object_list)
     for line in page.object_list:
@@ -78,6 +83,9 @@ def approvals(request: HttpRequest) -> HttpResponse:
     kind = request.GET.get("kind", "")
     if status not in ("", "pending", "approved", "rejected", "cancelled") or len(kind) > 64:
         return _render_list(request, "audit/approvals.html", {"error": "Unknown status.", "tab": "approvals"}, status=400)
+    if exports.requested(request):  # ?export=csv|xlsx: every request listed
+        rows = _visible_approvals(request.user, finance.approval_rows(status=status, kind=kind))
+        return exports.export_response(request, rows, export_specs.FINANCE_APPROVALS)
     page = pagination.screen_page(request, _visible_approvals(request.user, finance.approval_rows(status=status, kind=kind)), PAGE_SIZE)
     subjects = finance.approval_subjects(page.object_list)
     rows = [{"approval": a, "subject": subjects.get(a.pk), "words": trail.approval_words(a, subjects.get(a.pk))} for a in page]
@@ -90,6 +98,8 @@ def approvals(request: HttpRequest) -> HttpResponse:
 @roles.role_required(*READERS)
 def policy_changes(request: HttpRequest) -> HttpResponse:
     """Policy versions: who wrote, submitted and approved each, the approver's reason, when active."""
+    if exports.requested(request):  # ?export=csv|xlsx: every version
+        return exports.export_response(request, finance.policy_change_rows(), export_specs.POLICY_CHANGES)
     page = pagination.screen_page(request, finance.policy_change_rows(), PAGE_SIZE)
     decisions = finance.policy_decisions(page.object_list)
     rows = [{"version": v, "decision": decisions.get(v.pk)} for v in page]
@@ -129,7 +139,7 @@ def approval_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "approval": approval, "subject": subject, "words": trail.approval_words(approval, subject),
         "can_decide": approval_service.can_decide(approval, request.user),
         "can_withdraw": approval.status == "pending" and approval.requested_by_id == request.user.pk,
-        "history": list(approval.history.select_related("history_user").order_by("history_date", "history_id")),
+        "history": list(approval.history.select_related("history_user", "decided_by").order_by("history_date", "history_id")),
         "tab": "approvals",
     }
     if approval.kind == "policy_activation" and subject is not None:
