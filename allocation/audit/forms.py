@@ -55,7 +55,7 @@ class AuditFilterForm(StorableTextForm):
 class AtForm(StorableTextForm):
     """``?at=2026-06-01T10:00``: a point in time (UTC when no offset is given)."""
 
-    at = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"])
+    at = forms.DateTimeField(input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S.%f", "%Y-%m-%d %H:%M", "%Y-%m-%d"])
 
     def clean_at(self) -> dt.datetime:
         value = self.cleaned_data["at"]

@@ -300,6 +300,8 @@ def _diff(row: Any, before: Any, fields: tuple[str, ...]) -> list[tuple[str, str
         old = getattr(before, name, None) if before is not None else None
         if before is None and row.history_type != "+":
             continue
+        if before is None and new in (None, "", [], {}):
+            continue  # a creation lists what it set, not the empty fields
         if before is None or old != new:
             changes.append((name, _num(old) if before is not None else "—", _num(new)))
     return changes
@@ -363,24 +365,32 @@ def _case_rows(filters: AuditFilters) -> QuerySet | None:
 
 
 def _case_shape(rows: list[Any]) -> list[AuditEntry]:
-    from exceptions.models import DecisionException
+    from django.contrib.contenttypes.models import ContentType
+
+    from exceptions.models import ApprovalRequest, DecisionException
 
     previous = _previous_rows(DecisionException.history.model, rows)
+    requests = dict(
+        ApprovalRequest.objects.filter(subject_type=ContentType.objects.get_for_model(DecisionException),
+                                       subject_id__in={r.id for r in rows}).order_by("subject_id", "pk").values_list("subject_id", "pk")
+    )  # the case's latest request (ordered by pk: the last one wins)
     entries = []
     for row in rows:
         actor, actor_kind = _who(row)
         reason = row.history_change_reason or ""
+        kind = _case_kind(reason)
         line = row.line if row.line_id else None
         order = line.order if line is not None else (row.order if row.order_id else None)
         changes = _diff(row, previous.get(row.previous_history_id), ("status", "assignee_id", "queue_id", "resolution_reason"))
         changes = [(("assignee" if n == "assignee_id" else "queue" if n == "queue_id" else n), a, b) for n, a, b in changes]
         entries.append(AuditEntry(
-            stream="history.exception", pk=row.history_id, at=row.history_date, kind=_case_kind(reason),
+            stream="history.exception", pk=row.history_id, at=row.history_date, kind=kind,
             actor=actor, actor_kind=actor_kind, summary=f"Case #{row.id} ({row.get_type_display()}): {reason}",
             reason=row.resolution_reason or reason, changes=changes, order=order.number if order else "",
             line=line.line if line else None, sku=line.item.sku if line else "",
             customer=order.customer.code if order is not None else "", value=row.value, case_id=row.id,
             run_id=_run_of(reason) or None, raw=row,
+            approval_id=requests.get(row.id) if kind in ("override", "split", "release") and "approv" in reason else None,
         ))
     return entries
 
@@ -455,6 +465,10 @@ def _approval_shape(rows: list[Any]) -> list[AuditEntry]:
     entries = []
     for row in rows:
         actor, actor_kind = _who(row)
+        if not row.history_user_id:  # written outside a request: the request names who acted
+            person = row.requested_by if row.status == "pending" else row.decided_by
+            if person is not None:
+                actor, actor_kind = person.get_username(), "user"
         case = cases.get(row.subject_id) if row.kind.startswith("exception.") else None
         version = versions.get(row.subject_id) if row.kind == "policy_activation" else None
         status = row.status
@@ -574,7 +588,8 @@ def _order_source(stream: str, model_path: str) -> Source:
             actor, actor_kind = _who(row)
             before = previous.get(row.previous_history_id)
             changes = _diff(row, before, fields)
-            credit = any(name in ("credit_hold", "credit_hold_reason") for name, _, _ in changes) and (is_order or is_customer)
+            credit = (is_order or is_customer) and any(
+                name == "credit_hold" and (before is not None or after == "True") for name, _, after in changes)
             reason = row.history_change_reason or ""
             if is_order:
                 label, order, customer, line, sku, value = f"Order {row.number}", row.number, row.customer.code, None, "", None
