@@ -12,6 +12,7 @@ NAVIGATION = [
     ("Exceptions", "exceptions:queue_list", {roles.PLANNER, roles.CUSTOMER_SERVICE, roles.APPROVER}),
     ("Approvals", "exceptions:approval_inbox", {roles.APPROVER}),
     ("Policies", "policies:policy_list", roles.READERS),
+    ("Integrations", "integrations:overview", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Audit", "audit:trail", roles.READERS),
     ("Exports", "integrations:export_list", {roles.FINANCE}),

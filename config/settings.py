@@ -366,6 +366,11 @@ CELERY_BEAT_SCHEDULE["check-feed-freshness"] = {
     "task": "integrations.tasks.check_feed_freshness_task",
     "schedule": ALLOT_FEED_CHECK_SECONDS,
 }
+# Event files uploaded in the browser (integrations.uploads): at most this many bytes and rows.
+ALLOT_UPLOAD_MAX_BYTES = env_int("ALLOT_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+ALLOT_UPLOAD_MAX_ROWS = env_int("ALLOT_UPLOAD_MAX_ROWS", 500_000)
+# A replay (integrations.replays) re-applies at most this many stored events at once.
+ALLOT_REPLAY_MAX_EVENTS = env_int("ALLOT_REPLAY_MAX_EVENTS", 50_000)
 # Release waves (allocation.releases): beat looks every ALLOT_RELEASE_SCHEDULE_SECONDS for
 # locations whose cutoff (their own time zone) is within ALLOT_RELEASE_LEAD_MINUTES and runs
 # their wave; a wave still "running" after ALLOT_WAVE_LOST_SECONDS (its process died) is failed.

@@ -266,3 +266,16 @@ def sparkline_svg(values: list[int], *, label: str, width: int = 120, height: in
         '<line x1="0" y1="{}" x2="{}" y2="{}" class="baseline"></line>{}</svg>',
         label, width, height, width, height, height - 0.5, width, height - 0.5, rects,
     )
+
+
+def set_cadence(code: str, minutes: int | None, *, actor: Any) -> Source:
+    """Set a source's own cadence (``None``: the policy's), with history under ``actor``."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        source = Source.objects.select_for_update().get(code=code)
+        source.stale_feed_minutes = minutes
+        source._history_user = actor  # type: ignore[attr-defined]
+        source._change_reason = "cadence set" if minutes else "cadence cleared (policy default)"  # type: ignore[attr-defined]
+        source.save(update_fields=["stale_feed_minutes"])
+    return source

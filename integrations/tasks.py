@@ -46,3 +46,12 @@ def check_feed_freshness_task() -> dict[str, list[str]]:
 
     result = freshness.check_freshness()
     return {"stale": result.stale, "raised": result.raised, "resolved": result.resolved}
+
+
+@shared_task(name="integrations.tasks.process_upload_task", ignore_result=True)
+def process_upload_task(upload_id: int) -> dict[str, Any]:
+    """Process one stored upload (published after the upload's commit)."""
+    from integrations import uploads
+
+    upload = uploads.process_upload(upload_id)
+    return {"status": upload.status, "accepted": upload.accepted, "rejected_rows": upload.rejected_rows}

@@ -16,3 +16,17 @@ urlpatterns = [
 from integrations import export_views  # noqa: E402
 
 urlpatterns += [path("exports/", export_views.export_list, name="export_list")]
+
+# The Integrations screen: feed freshness, uploads, replays (integrations.feed_views).
+from integrations import feed_views  # noqa: E402
+
+urlpatterns += [
+    path("", feed_views.overview, name="overview"),
+    path("uploads/", feed_views.upload_create, name="upload_create"),
+    path("uploads/<uuid:public_id>/", feed_views.upload_detail, name="upload_detail"),
+    path("uploads/templates/<str:event_type>.csv", feed_views.upload_template, name="upload_template"),
+    path("replays/", feed_views.replay_plan, name="replay_plan"),
+    path("replays/<uuid:public_id>/", feed_views.replay_detail, name="replay_detail"),
+    path("replays/<uuid:public_id>/apply/", feed_views.replay_apply, name="replay_apply"),
+    path("sources/<code:code>/cadence/", feed_views.source_cadence, name="source_cadence"),
+]
