@@ -484,7 +484,7 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
     until it expires: ``ALLOT_TOKEN_TTL_DAYS``). A password already the demo one is left as is,
     since changing a password revokes the user's tokens.
     """
-    from django.contrib.auth.models import Group, User
+    from django.contrib.auth.models import User
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
@@ -499,7 +499,9 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
                 user.set_password(DEMO_PASSWORD)  # a password change revokes the user's tokens
             user.save()
             if role is not None:
-                user.groups.set([Group.objects.get_or_create(name=role)[0]])
+                from allocation.audit.roles import set_roles  # recorded in the audit trail
+
+                set_roles(user, {role}, actor=None, reason="demo users")
             rows.append(DemoUser(username, DEMO_PASSWORD, role or "superuser", created))
         token, _ = Token.objects.get_or_create(user=User.objects.get(username="integration"))
         if token_expired(token):

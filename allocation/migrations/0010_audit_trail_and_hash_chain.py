@@ -13,6 +13,12 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # The audit trail reads the decision log newest first (allocation.audit.selectors); the
+        # model's Meta is not changed, so no later migration drops it.
+        migrations.RunSQL(
+            "CREATE INDEX IF NOT EXISTS decisionlog_created ON allocation_linedecisionlog (created_at, id)",
+            "DROP INDEX IF EXISTS decisionlog_created",
+        ),
         migrations.CreateModel(
             name='AuditChainHead',
             fields=[

@@ -152,7 +152,8 @@ def test_maker_checker_in_the_ui(client, draft, policy_admin, approver):
     assert client.post(reverse("policies:version_approve", args=[draft.pk])).status_code == 403
     login(client, approver)
     page = client.get(reverse("policies:version_detail", args=[draft.pk])).content.decode()
-    assert ">Approve</button>" in page
+    # The approver decides on the approval page, after the simulation (issue 10): the version links there.
+    assert "Review its simulation and decide" in page
     response = client.post(reverse("policies:version_approve", args=[draft.pk]), {"reason": "ok"})
     assert response.status_code == 302
     draft.refresh_from_db()
