@@ -71,7 +71,7 @@ class HoldReason(models.TextChoices):
     CAPACITY = "capacity", "No capacity left today"
     SHIP_COMPLETE_INCOMPLETE = "ship_complete_incomplete", "Ship-complete order not fully covered"
     SHIP_COMPLETE_CAPACITY = "ship_complete_capacity", "Ship-complete order does not fit in today's capacity"
-    APPROVAL_REQUIRED = "approval_required", "Above auto_release_max_value: approval requested"
+    APPROVAL_REQUIRED = "approval_required", "Above auto_release_max_value: needs an approver"
     AWAITING_APPROVAL = "awaiting_approval", "Approval already requested"
     APPROVAL_REJECTED = "approval_rejected", "Release rejected today"
     CREDIT_HOLD = "credit_hold", "On credit hold"

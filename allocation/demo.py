@@ -137,6 +137,14 @@ LOCATIONS = (
     DemoLocation("HUB-IMPORT", "Long Beach import hub", "west", "hub", 600),
 )
 TIMEZONES = {"east": "America/New_York", "central": "America/Chicago", "west": "America/Los_Angeles"}
+# Release waves run before each location's cutoff in its own zone (allocation.releases).
+CUTOFFS = {"east": "17:00", "central": "16:00", "west": "15:00"}
+
+
+def release_capacity(location: DemoLocation, lines: int) -> int:
+    """Lines a day the location releases: its size scaled to the book, so that some lines of a
+    20,000-line book wait for the next day at the busiest locations (the Release screen shows it)."""
+    return max(10, round(location.capacity * lines / 20000 * 0.25))
 
 
 def _money(value: float | Decimal, places: str = "0.01") -> str:
@@ -242,7 +250,8 @@ def generate_events(*, seed: int = 7, lines: int = 20000, business_date: dt.date
     for location in LOCATIONS:
         yield envelopes.make("location.upserted", "erp", master_at, {
             "code": location.code, "name": location.name, "region": location.region, "kind": location.kind,
-            "release_capacity_per_day": location.capacity, "cutoff_time": "16:00",
+            "release_capacity_per_day": release_capacity(location, lines),
+            "cutoff_time": "14:00" if location.kind == "hub" else CUTOFFS[location.region],
             "timezone": TIMEZONES[location.region],
         })
     for location in LOCATIONS:

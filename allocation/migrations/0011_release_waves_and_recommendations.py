@@ -87,7 +87,7 @@ class Migration(migrations.Migration):
                 ('quantity', models.DecimalField(decimal_places=3, max_digits=14)),
                 ('value', models.DecimalField(decimal_places=4, default=0, max_digits=18)),
                 ('outcome', models.CharField(choices=[('released', 'Released'), ('held', 'Held back'), ('approval', 'Waiting for approval')], max_length=16)),
-                ('reason', models.CharField(blank=True, choices=[('capacity', 'No capacity left today'), ('ship_complete_incomplete', 'Ship-complete order not fully covered'), ('ship_complete_capacity', "Ship-complete order does not fit in today's capacity"), ('approval_required', 'Above auto_release_max_value: approval requested'), ('awaiting_approval', 'Approval already requested'), ('approval_rejected', 'Release rejected today'), ('credit_hold', 'On credit hold')], default='', max_length=32)),
+                ('reason', models.CharField(blank=True, choices=[('capacity', 'No capacity left today'), ('ship_complete_incomplete', 'Ship-complete order not fully covered'), ('ship_complete_capacity', "Ship-complete order does not fit in today's capacity"), ('approval_required', 'Above auto_release_max_value: needs an approver'), ('awaiting_approval', 'Approval already requested'), ('approval_rejected', 'Release rejected today'), ('credit_hold', 'On credit hold')], default='', max_length=32)),
                 ('detail', models.CharField(blank=True, default='', max_length=300)),
                 ('approval', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='exceptions.approvalrequest')),
                 ('line', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='allocation.orderline')),
