@@ -36,6 +36,9 @@ REASON_LABELS: dict[str, str] = {
     "beyond_horizon": "Beyond the allocation horizon",
     "inbound_below_confidence": "Inbound below the confidence threshold",
     "no_supply": "No supply",
+    "strategy_ceiling": "Strategy ceiling",
+    "pack_size": "Less than a pack",
+    "fair_share": "Fair share of the class",
 }
 
 
@@ -57,15 +60,14 @@ def _plain(value: Any) -> Any:
 
 
 def shortfall_reasons(decision: Any) -> list[dict[str, Any]]:
-    """The decision's shortfall reasons as JSON objects (``reason``, ``quantity`` and what it
-    names), in the order the engine gave them; ``[]`` for a covered line or an engine without them."""
-    reasons = getattr(decision, "shortfall_reasons", None) or ()
+    """The decision's shortfall reasons as JSON objects (the engine's ``ShortfallReason.as_json()``:
+    ``code``, ``quantity``, ``text`` and what it names), in the engine's order; ``[]`` for a
+    covered line or an engine without them."""
     out: list[dict[str, Any]] = []
-    for reason in reasons:
-        plain = _plain(reason)
-        if isinstance(plain, dict) and plain.get("reason"):
-            # Empty details (None, empty lists) are left out: the log stays small and readable.
-            out.append({k: v for k, v in plain.items() if v not in (None, [], {}, "")})
+    for reason in getattr(decision, "shortfall_reasons", None) or ():
+        plain = reason.as_json() if hasattr(reason, "as_json") else _plain(reason)
+        if isinstance(plain, dict) and plain.get("code"):
+            out.append(_plain(plain))
     return out
 
 
@@ -75,72 +77,60 @@ def projected_date(decision: Any) -> dt.date | None:
     return value if isinstance(value, dt.date) else None
 
 
+def _class_entry(price: Any) -> dict[str, Any]:
+    entry = _plain(price)
+    for name in ("rank_fill", "fill", "price"):
+        if isinstance(entry.get(name), float):
+            entry[name] = round(entry[name], 6)
+    return entry
+
+
 def price_of_fairness(result: Any) -> dict[str, Any]:
-    """The run's price of fairness as stored on the run row: ``{"total": x, "classes": [...]}``
-    with one entry per strategy and priority class that had a shortage; ``{}`` when the engine
-    computed none (every class in ``rank`` mode, or an engine without it)."""
-    value = getattr(result, "price_of_fairness", None)
-    if value is None:
+    """The run's price of fairness as stored on the run row (``AllocationRun.price_of_fairness``).
+
+    ``{"classes": [{strategy, priority_class, share_mode, lines, rank_fill, fill, price}, ...],
+    "lines": n, "price": p}``: one entry per strategy and priority class that shared in
+    ``pro_rata`` or ``equal`` mode (the engine's ``EngineResult.fairness``); ``price`` for the
+    run is the class prices averaged by their line counts (the engine gives each class's fills,
+    not the weights behind them). ``{}`` when no class shared, or the engine has no fairness.
+    """
+    classes = [_class_entry(price) for price in getattr(result, "fairness", None) or ()]
+    if not classes:
         return {}
-    plain = _plain(value)
-    if isinstance(plain, dict):
-        return plain
-    if isinstance(plain, list):  # a bare list of per-class entries
-        return {"classes": plain, "total": sum(float(entry.get("price", 0) or 0) for entry in plain if isinstance(entry, dict))}
-    return {"total": plain}
+    lines = sum(int(entry.get("lines") or 0) for entry in classes)
+    if lines:
+        price = sum(float(entry.get("price") or 0) * int(entry.get("lines") or 0) for entry in classes) / lines
+    else:
+        price = sum(float(entry.get("price") or 0) for entry in classes) / len(classes)
+    return {"classes": classes, "lines": lines, "price": round(price, 6)}
 
 
-def merge_price_of_fairness(parts: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """One run's price from the prices of its chunks (a full run fanned out over item groups):
-    the per-class entries concatenated, the totals added."""
-    classes: list[Any] = []
-    total = 0.0
-    seen = False
-    for part in parts:
-        if not part:
-            continue
-        seen = True
-        classes.extend(part.get("classes", []))
-        total += float(part.get("total", 0) or 0)
-    return {"total": total, "classes": classes} if seen else {}
-
-
-def _quantity_text(value: Any) -> str:
-    return str(value) if value is not None else "?"
-
-
-def _names(value: Any) -> str:
-    if isinstance(value, list):
-        parts = []
-        for entry in value:
-            if isinstance(entry, dict):
-                label = entry.get("order") and f"{entry.get('order')}/{entry.get('line')}" or str(entry.get("line_key", entry))
-                if entry.get("quantity") is not None:
-                    label += f" ({entry['quantity']})"
-                parts.append(label)
-            else:
-                parts.append(str(entry))
-        return ", ".join(parts)
-    return str(value)
+def unique_warnings(warnings: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Warnings without repeats (a simulation computes plugins under two policies)."""
+    seen: set[tuple] = set()
+    out = []
+    for warning in warnings:
+        key = (warning.get("kind"), warning.get("plugin"), warning.get("problem"))
+        if key not in seen:
+            seen.add(key)
+            out.append(dict(warning))
+    return out
 
 
 def reason_text(reason: Mapping[str, Any]) -> str:
-    """One stored shortfall reason in words, e.g. "Taken by higher-ranked lines: 30 (SO-1/1 (20), SO-2/1 (10))"."""
-    code = str(reason.get("reason", ""))
-    text = f"{REASON_LABELS.get(code, code.replace('_', ' ').capitalize())}: {_quantity_text(reason.get('quantity'))}"
-    details = {k: v for k, v in reason.items() if k not in ("reason", "quantity")}
-    if not details:
-        return text
-    shown = "; ".join(f"{key.replace('_', ' ')} {_names(value)}" for key, value in details.items())
-    return f"{text} ({shown})"
+    """One stored shortfall reason in words: the engine's text, else its code and quantity."""
+    if reason.get("text"):
+        return str(reason["text"])
+    code = str(reason.get("code", ""))
+    return f"{REASON_LABELS.get(code, code.replace('_', ' ').capitalize())}: {reason.get('quantity', '?')}"
 
 
 def reason_totals(logs: Iterable[Any]) -> dict[str, Decimal]:
-    """Short quantity by cause over decision-log rows (their ``shortfall_reasons``), in REASONS order."""
+    """Short quantity by cause over decision-log rows (their ``shortfall_reasons``), spec order first."""
     totals: dict[str, Decimal] = {}
     for log in logs:
         for reason in getattr(log, "shortfall_reasons", None) or ():
-            code = reason.get("reason")
+            code = reason.get("code")
             try:
                 quantity = Decimal(str(reason.get("quantity", 0)))
             except ArithmeticError:

@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from allocation import engine, execution_modes
+from allocation import depth, engine, execution_modes, plugins
 from allocation.dates import business_today
 from allocation.engine import types as et
 from allocation.heartbeat import RunHeartbeat
@@ -169,6 +169,9 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             run.phase = "done"
             run.line_count = len(loaded.line_ids)
             run.degraded_feeds = loaded.degraded_feeds  # stale sources discounted (integrations.freshness)
+            run.warnings = loaded.warnings  # factor plugins skipped (allocation.plugins)
+            run.price_of_fairness = depth.price_of_fairness(result)
+            plugins.record_problems(loaded.warnings)
             run.allocation_count = stats.allocations
             run.changed_line_count = stats.changed_lines
             run.exceptions_raised = stats.exceptions.created
@@ -371,6 +374,7 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             timings["engine"] = round(time.perf_counter() - mark, 4)
             heartbeat.phase("comparing", 80)
             payload = simulation_diff(loaded, before, after)
+            payload["price_of_fairness"] = {"active": depth.price_of_fairness(before), "draft": depth.price_of_fairness(after)}
         with transaction.atomic():
             _hold_if_running(run)
             SimulationResult.objects.create(run=run, payload=payload)
@@ -383,6 +387,8 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             run.changed_line_count = payload["gaining_count"] + payload["losing_count"]
             run.exceptions_raised = payload["exceptions_added_count"]
             run.exceptions_resolved = payload["exceptions_removed_count"]
+            run.warnings = depth.unique_warnings(loaded.warnings + draft_loaded.warnings)
+            run.price_of_fairness = payload["price_of_fairness"]["draft"]
             run.timings = timings
             run.finished_at = timezone.now()
             run.save()

@@ -17,6 +17,7 @@ class ExceptionType(models.TextChoices):
     EVENT_FAILED = "event_failed"
     UNKNOWN_CODE = "unknown_code"
     NEGATIVE_STOCK = "negative_stock"
+    FACTOR_PLUGIN_FAILED = "factor_plugin_failed"  # a custom score factor skipped by a run (allocation.plugins)
     # Raised by integrations
     STALE_FEED = "stale_feed"
     OUTBOX_DEAD_LETTER = "outbox_dead_letter"

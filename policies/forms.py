@@ -16,6 +16,7 @@ from policies.choices import QuotaPeriod
 from policies.models import PolicyVersion
 
 DIMENSION_LABELS = {d: d.replace("_", " ").capitalize() for d in schema.DIMENSIONS}
+ORDER_KIND_CHOICES = [("", "any"), *[(kind, kind) for kind in schema.ORDER_KINDS]]
 
 
 def _number(value: Decimal) -> int | float:
@@ -56,6 +57,7 @@ class RuleForm(StorableTextForm):
     customer_segment = forms.CharField(required=False, max_length=64)
     customer_tier = forms.TypedChoiceField(required=False, choices=[("", "any"), *[(str(t), str(t)) for t in range(1, 5)]], coerce=int, empty_value=None)
     channel = forms.CharField(required=False, max_length=64)
+    order_kind = forms.ChoiceField(required=False, choices=ORDER_KIND_CHOICES, label="Order kind")
     item = forms.CharField(required=False, max_length=64)
     item_class = forms.CharField(required=False, max_length=64)
     location = forms.CharField(required=False, max_length=64)
@@ -182,6 +184,7 @@ class ExplainForm(StorableTextForm):
     customer_segment = forms.CharField(required=False, max_length=64)
     customer_tier = forms.TypedChoiceField(required=False, choices=[("", "any"), *[(str(t), str(t)) for t in range(1, 5)]], coerce=int, empty_value=None)
     channel = forms.CharField(required=False, max_length=64)
+    order_kind = forms.ChoiceField(required=False, choices=ORDER_KIND_CHOICES, label="Order kind")
     item = forms.CharField(required=False, max_length=64)
     item_class = forms.CharField(required=False, max_length=64)
     location = forms.CharField(required=False, max_length=64)

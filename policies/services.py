@@ -92,6 +92,12 @@ def _assign(row: Any, section: str, item: dict[str, Any]) -> None:
 
 def _validate(document: dict[str, Any]) -> None:
     errors = schema.validate_document(document)
+    if not errors:
+        # Factor plugins must be registered to be weighted (a run skips, and warns about, one
+        # that is unregistered later instead of failing).
+        from allocation import plugins
+
+        errors = plugins.document_errors(document)
     if errors:
         raise PolicyValidationError(errors)
 
