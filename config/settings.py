@@ -391,6 +391,10 @@ ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", not _SERVE
 ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 # Where outbound messages (the outbox) are POSTed as JSON. Unset = they wait, pending.
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
+# The destination's shared secret: each message is signed like an inbound webhook
+# (X-Allot-Timestamp, X-Allot-Signature: sha256 HMAC of timestamp + "." + body). Unset = unsigned.
+ALLOT_OUTBOX_SECRET = env_str("ALLOT_OUTBOX_SECRET", "")
+ALLOT_OUTBOX_TIMEOUT_SECONDS = env_float("ALLOT_OUTBOX_TIMEOUT_SECONDS", 5.0)
 # Readiness (GET /readyz, manage.py readiness; config/health.py) fails when beat's last tick, the
 # oldest pending event or the oldest queued run is older than this many seconds.
 ALLOT_READY_BEAT_SECONDS = env_int("ALLOT_READY_BEAT_SECONDS", 120)
