@@ -622,9 +622,12 @@ def _event_ids(reasons: list[str]) -> dict[str, int]:
             wanted[(source, event_id)] = reason
     if not wanted:
         return {}
-    condition = Q(pk__in=[])
+    by_source: dict[str, list[str]] = {}
     for source, event_id in wanted:
-        condition |= Q(source__code=source, event_id=event_id)
+        by_source.setdefault(source, []).append(event_id)
+    condition = Q(pk__in=[])
+    for source, event_ids in by_source.items():  # the (source, event_id) unique index, one range per source
+        condition |= Q(source__code=source, event_id__in=event_ids)
     return {
         f"event {code}:{event_id}"[:100]: pk
         for pk, code, event_id in Event.objects.filter(condition).values_list("pk", "source__code", "event_id")

@@ -26,3 +26,16 @@ def approval_words(approval: Any, subject: Any = None) -> str:
 
         subject = PolicyVersion.objects.filter(pk=approval.subject_id).first()
     return words(approval, subject)
+
+
+@register.simple_tag
+def case_approvals(case: Any) -> list[Any]:
+    """Every approval request about a case, oldest first, with who asked and who decided."""
+    from django.contrib.contenttypes.models import ContentType
+
+    from exceptions.models import ApprovalRequest
+
+    return list(
+        ApprovalRequest.objects.filter(subject_type=ContentType.objects.get_for_model(type(case)), subject_id=case.pk)
+        .select_related("requested_by", "decided_by").order_by("created_at", "pk")
+    )

@@ -209,3 +209,10 @@ def test_role_changes_are_recorded(db, planner):
     with pytest.raises(ValueError):
         role_service.set_roles(planner, {"wizard"}, actor=None)
     assert dt.date.today() is not None
+
+
+def test_the_case_page_shows_its_approvals_with_the_reason(client, story, approver):
+    client.force_login(approver)
+    page = client.get(reverse("exceptions:exception_detail", args=[story["exception"].pk])).content.decode()
+    assert 'id="case-approvals"' in page
+    assert "agreed with sales" in page and reverse("audit:approval_detail", args=[story["approval"].pk]) in page
