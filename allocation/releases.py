@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Count, Sum
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from allocation.choices import (
@@ -251,18 +251,19 @@ def _approval_states(line_ids: list[int], day: dt.date) -> tuple[dict[int, int],
     from exceptions.choices import ApprovalStatus
     from exceptions.models import ApprovalRequest
 
-    requests = ApprovalRequest.objects.filter(
+    pending: dict[int, int] = {}
+    rejected: set[int] = set()
+    rows = ApprovalRequest.objects.filter(
+        Q(status=ApprovalStatus.PENDING) | Q(status=ApprovalStatus.REJECTED, payload__business_date=day.isoformat()),
         kind=APPROVAL_KIND_LINE_RELEASE, subject_type=ContentType.objects.get_for_model(OrderLine),
         subject_id__in=line_ids,
-    )
-    pending = dict(requests.filter(status=ApprovalStatus.PENDING).values_list("subject_id", "pk"))
-    rejected = set(
-        requests.filter(status=ApprovalStatus.REJECTED, payload__business_date=day.isoformat()).values_list(
-            "subject_id", flat=True
-        )
-    )
-    # A ship-complete request covers every line in its payload; a pending one blocks them all.
-    for payload, pk in requests.filter(status=ApprovalStatus.PENDING).values_list("payload", "pk"):
+    ).values_list("pk", "status", "subject_id", "payload")
+    for pk, status, subject_id, payload in rows:
+        if status == ApprovalStatus.REJECTED:
+            rejected.add(subject_id)
+            continue
+        pending.setdefault(subject_id, pk)
+        # A ship-complete request covers every line in its payload; a pending one blocks them all.
         for line_id in (payload or {}).get("line_ids", []):
             pending.setdefault(int(line_id), pk)
     return pending, rejected

@@ -118,3 +118,17 @@ def test_switching_a_scope_to_recommend_keeps_what_was_published(world, activate
     full_run()
     assert states("W") == {"W1/1": "reserved", "W2/1": "reserved", "W3/1": "reserved", "W4/1": "recommended"}
     assert reservation_messages("W") == published  # nothing new for the recommend scope
+
+
+def test_a_warehouse_rolled_out_in_recommend_mode(db, activate_policy, ingest, full_run, planner):
+    """The phased roll-out by warehouse: scope ``location`` (the line's ship_from, else home)."""
+    activate_policy({"scope": {"location": "DC-WEST"}, "settings": {"execution_mode": "recommend"}})
+    ingest(world_events())
+    full_run()
+    assert set(states("W").values()) == {"recommended"}
+    assert set(states("E").values()) == {"reserved"}
+    assert reservation_messages("W") == []
+    execution_modes.accept_recommendations(
+        OrderLine.objects.filter(order__number__startswith="W").values_list("pk", flat=True), actor=planner
+    )
+    assert set(states("W").values()) == {"reserved"} and len(reservation_messages("W")) == 3

@@ -199,3 +199,17 @@ def test_the_release_command_refuses_an_unknown_location(world):
 
     with pytest.raises(CommandError, match="no location NOPE"):
         call_command("release", "--location", "NOPE")
+
+
+def test_wave_history_pages_by_keyset_and_answers_its_htmx_partial(world, as_planner, planner):
+    for _ in range(22):
+        releases.run_wave(world["DC-EMPTY"], planner)
+    url = reverse("allocation:release_location", args=["DC-EMPTY"])
+    first = as_planner.get(url)
+    assert first.content.count(b"data-wave=") == 20 and b'rel="next"' in first.content
+    cursor = first.context["page_obj"].next_cursor
+    partial = as_planner.get(f"{url}?cursor={cursor}", HTTP_HX_REQUEST="true", HTTP_HX_TARGET="wave-history")
+    assert partial.status_code == 200 and b"<html" not in partial.content
+    assert partial.content.count(b"data-wave=") == 2
+    oldest = Wave.objects.order_by("id").values_list("pk", flat=True)[:2]
+    assert all(f'data-wave="{pk}"'.encode() in partial.content for pk in oldest)
