@@ -11,7 +11,7 @@ from django import forms
 
 from config import jsonlimits
 from config.forms import StorableTextForm
-from policies import schema
+from policies import schema, scope_values
 from policies.choices import QuotaPeriod
 from policies.models import PolicyVersion
 
@@ -50,7 +50,16 @@ class JSONObjectField(forms.CharField):
         return value
 
 
-class RuleForm(StorableTextForm):
+class ScopeListsMixin:
+    """Scope text inputs pick their values from the data (policies.scope_values: datalists,
+    looked up as the person types for customers and items)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        scope_values.attach_lists(self)
+
+
+class RuleForm(ScopeListsMixin, StorableTextForm):
     """A rule: one text box per scope dimension (blank = any) and the settings as JSON."""
 
     customer = forms.CharField(required=False, max_length=64)
@@ -75,7 +84,7 @@ class RuleForm(StorableTextForm):
         return {"scope": self.scope(), "settings": self.cleaned_data["settings"]}
 
 
-class ProtectionForm(StorableTextForm):
+class ProtectionForm(ScopeListsMixin, StorableTextForm):
     sku = forms.CharField(max_length=64, required=False)
     location = forms.CharField(max_length=64, required=False)
     quantity = forms.DecimalField(min_value=None, max_digits=14, decimal_places=3)
@@ -90,7 +99,7 @@ class ProtectionForm(StorableTextForm):
         return {"sku": data["sku"], "location": data["location"], "quantity": _number(data["quantity"]), "for_scope": data["for_scope"]}
 
 
-class QuotaForm(StorableTextForm):
+class QuotaForm(ScopeListsMixin, StorableTextForm):
     sku = forms.CharField(max_length=64, required=False, help_text="A SKU, or leave blank and give an item class.")
     item_class = forms.CharField(max_length=64, required=False)
     period = forms.ChoiceField(required=False, choices=[("", "choose…"), *QuotaPeriod.choices])
@@ -178,7 +187,7 @@ class NoteForm(StorableTextForm):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class ExplainForm(StorableTextForm):
+class ExplainForm(ScopeListsMixin, StorableTextForm):
     version = forms.ModelChoiceField(queryset=PolicyVersion.objects.all(), required=False, empty_label="the active version")
     customer = forms.CharField(required=False, max_length=64)
     customer_segment = forms.CharField(required=False, max_length=64)

@@ -54,3 +54,11 @@ def kept(data: Any, key: str) -> str:
         return ""
     value = data.get(key, "")
     return "" if value is None else str(value)
+
+
+@register.inclusion_tag("exceptions/_location_datalist.html")
+def location_datalist(list_id: str = "location-choices", limit: int = 200) -> dict[str, Any]:
+    """A datalist of location codes (few: a distributor has tens of warehouses, not thousands)."""
+    from allocation.models import Location
+
+    return {"list_id": list_id, "codes": list(Location.objects.order_by("code").values_list("code", flat=True)[:limit])}

@@ -147,3 +147,18 @@ def test_a_refused_form_keeps_what_was_typed(world, planner, action, posted, kep
     for text in kept:
         assert text in html, text
     assert DecisionException.objects.get(pk=case.pk).version == 1
+
+
+def test_split_parts_pick_locations_and_inbound_from_the_data(world, planner):
+    import datetime as dt
+
+    world.stock(world.east, 40)
+    world.inbound("PO-77", world.west, 10, dt.date(2026, 6, 9))
+    case = world.exception(world.line(world.shop, 5))
+    client = Client()
+    client.force_login(planner)
+    html = client.get(f"/exceptions/{case.pk}/").content.decode()
+    assert 'name="part-0-location" aria-label="Part 0 location" size="10" list="location-choices"' in html
+    assert '<datalist id="location-choices"><option value="DC-EAST"></option><option value="DC-WEST"></option></datalist>' in html
+    supply = html.split('<datalist id="supply-choices">')[1].split("</datalist>")[0]
+    assert '<option value="PO-77">DC-WEST · arriving 2026-06-09' in supply
