@@ -115,3 +115,25 @@ def test_a_bad_since_date_is_refused():
 
     with pytest.raises(CommandError, match="not a date"):
         call_command("verify_audit", "--since", "yesterday")
+
+
+def test_the_audit_screen_shows_the_last_verification(client, decided, finance):
+    client.force_login(finance)
+    assert "not verified yet" in client.get("/audit/").content.decode()
+    assert _verify_command()[0] == 0
+    assert "chains intact" in client.get("/audit/").content.decode()
+    target = LineDecisionLog.objects.order_by("id").first()
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {LineDecisionLog._meta.db_table} SET strategy = 'win' WHERE id = %s", [target.pk])
+    assert _verify_command()[0] == 1
+    page = client.get("/audit/").content.decode()
+    assert "chain broken" in page and f"First broken entry: decision log entry #{target.pk}" in page
+
+
+def test_the_beat_verifies_daily_and_seals_often(settings):
+    from allocation.audit import tasks
+
+    schedule = settings.CELERY_BEAT_SCHEDULE
+    assert schedule["verify-audit-daily"]["task"] == tasks.verify_audit_task.name
+    assert schedule["seal-audit-records"]["task"] == tasks.seal_audit_task.name
+    assert "allocation.audit.tasks" in settings.CELERY_IMPORTS
