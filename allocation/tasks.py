@@ -227,3 +227,11 @@ def release_waves_task() -> int:
     from allocation.releases import start_scheduled_waves
 
     return len(start_scheduled_waves())
+
+
+@shared_task(name="allocation.tasks.expire_quotes_task", ignore_result=True)
+def expire_quotes_task() -> int:
+    """Beat: cancel the lines of quotes past their expiry and re-allocate their supply (allocation.quotes)."""
+    from allocation.quotes import expire_quotes
+
+    return len(expire_quotes().orders)

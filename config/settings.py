@@ -381,6 +381,16 @@ CELERY_BEAT_SCHEDULE["release-waves-before-cutoff"] = {
     "task": "allocation.tasks.release_waves_task",
     "schedule": ALLOT_RELEASE_SCHEDULE_SECONDS,
 }
+# Quotes past expires_at: lines cancelled, supply re-allocated, quote.expired sent (allocation.quotes).
+ALLOT_QUOTE_EXPIRY_SECONDS = env_float("ALLOT_QUOTE_EXPIRY_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["expire-quotes"] = {"task": "allocation.tasks.expire_quotes_task", "schedule": ALLOT_QUOTE_EXPIRY_SECONDS}
+# Custom score factors (allocation.plugins): name=module:callable, comma-separated; and the time
+# budget of one plugin in one run, past which it is skipped with a run warning and a case.
+ALLOT_FACTOR_PLUGINS = env_str(
+    "ALLOT_FACTOR_PLUGINS",
+    "expedite_flag=allocation.plugins_sample:expedite_flag,strategic_item=allocation.plugins_sample:strategic_item",
+)
+ALLOT_FACTOR_PLUGIN_BUDGET_SECONDS = env_float("ALLOT_FACTOR_PLUGIN_BUDGET_SECONDS", 2.0)
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).
 ALLOT_BUSINESS_DATE = env_date("ALLOT_BUSINESS_DATE")
