@@ -269,6 +269,25 @@ def _approval_states(line_ids: list[int], day: dt.date) -> tuple[dict[int, int],
     return pending, rejected
 
 
+def uncovered_lines(order_ids: set[int], day: dt.date) -> dict[int, list[str]]:
+    """For ship-complete orders: the open line numbers of each not fully covered from on-hand
+    (reserved, pinned or released, at any location) confirmed by ``day``. Two queries."""
+    uncovered: dict[int, list[str]] = defaultdict(list)
+    if not order_ids:
+        return uncovered
+    covered = dict(
+        Allocation.objects.filter(
+            line__order_id__in=order_ids, state__in=COVERING_STATES, supply__isnull=True, confirmed_date__lte=day,
+        ).values("line_id").annotate(total=Sum("quantity")).values_list("line_id", "total")
+    )
+    for pk, order_id, number, quantity, shipped in OrderLine.objects.filter(
+        order_id__in=order_ids, status=LineStatus.OPEN
+    ).values_list("pk", "order_id", "line", "quantity", "shipped_quantity"):
+        if covered.get(pk, ZERO) < quantity - shipped:
+            uncovered[order_id].append(str(number))
+    return uncovered
+
+
 def plan_wave(location: Location, *, now: dt.datetime | None = None) -> WavePlan:
     """What a wave at ``location`` would release and hold back now, changing nothing.
 
@@ -302,20 +321,7 @@ def plan_wave(location: Location, *, now: dt.datetime | None = None) -> WavePlan
     thresholds = _settings_by_line(lines)
     pending, rejected = _approval_states(list(lines), day)
 
-    complete_orders = {row["order_id"] for row in lines.values() if row["ship_complete"]}
-    uncovered: dict[int, list[str]] = defaultdict(list)
-    if complete_orders:
-        covered = dict(
-            Allocation.objects.filter(
-                line__order_id__in=complete_orders, state__in=COVERING_STATES, supply__isnull=True,
-                confirmed_date__lte=day,
-            ).values("line_id").annotate(total=Sum("quantity")).values_list("line_id", "total")
-        )
-        for pk, order_id, number, quantity, shipped in OrderLine.objects.filter(
-            order_id__in=complete_orders, status=LineStatus.OPEN
-        ).values_list("pk", "order_id", "line", "quantity", "shipped_quantity"):
-            if covered.get(pk, ZERO) < quantity - shipped:
-                uncovered[order_id].append(str(number))
+    uncovered = uncovered_lines({row["order_id"] for row in lines.values() if row["ship_complete"]}, day)
 
     units_by_key: dict[tuple, PlannedUnit] = {}
     for pk, row in lines.items():
@@ -674,7 +680,18 @@ def _on_release_approved(approval: Any, subject: OrderLine) -> None:
     if location is None:
         return
     line_ids = [int(pk) for pk in payload.get("line_ids", [subject.pk])]
-    OrderLine.objects.select_for_update(of=("self",)).filter(pk__in=line_ids).exists()
+    locked = list(
+        OrderLine.objects.select_for_update(of=("self",)).filter(pk__in=line_ids)
+        .values_list("order_id", "order__ship_complete")
+    )
+    complete = {order_id for order_id, ship_complete in locked if ship_complete}
+    if uncovered_lines(complete, location_business_date(location)):
+        from exceptions.errors import ApprovalNotAllowed
+
+        raise ApprovalNotAllowed(
+            "The ship-complete order is no longer fully covered from on-hand: releasing part of it would split it. "
+            "Reject the request instead."
+        )
     wave = Wave.objects.filter(pk=payload.get("wave")).first()
     ids = list(
         Allocation.objects.filter(

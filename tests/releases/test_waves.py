@@ -298,3 +298,38 @@ def test_a_wave_is_set_based(world, planner, django_assert_max_num_queries, inge
         wave = releases.run_wave(location, planner)
     assert wave.released_count == 45
 
+
+
+def test_a_ship_complete_order_above_the_value_is_one_request_released_whole(
+    world, planner, approver, activate_policy, ingest, full_run
+):
+    from exceptions import approvals
+    from exceptions.errors import ApprovalNotAllowed
+    from exceptions.models import ApprovalRequest
+
+    activate_policy({"scope": {"customer": "CUST-A"}, "settings": {"auto_release_max_value": 15}})
+    ingest([
+        order("SC4", "CUST-A", [(1, "BOLT", 10, "2.00", "DC-EAST"), (2, "NUT", 10, "2.00", "DC-EAST")],
+              ship_complete=True, created="2026-05-20T10:00:00Z", at="2026-06-01T07:00:00Z"),
+        order("SC5", "CUST-A", [(1, "BOLT", 10, "2.00", "DC-EAST"), (2, "NUT", 10, "2.00", "DC-EAST")],
+              ship_complete=True, created="2026-05-21T10:00:00Z", at="2026-06-01T07:00:00Z"),
+    ])
+    full_run()
+    wave = releases.run_wave(world["DC-EAST"], planner)
+    result = outcomes(wave)
+    assert result["SC4/1"] == result["SC4/2"] == ("approval", HoldReason.APPROVAL_REQUIRED)
+    requests = {r.payload["line_ids"][0]: r for r in ApprovalRequest.objects.filter(kind="line.release")}
+    sc4 = requests[Allocation.objects.filter(line__order__number="SC4", line__line=1).first().line_id]
+    assert len(sc4.payload["line_ids"]) == 2 and len(sc4.payload["why_approval"]) == 2
+
+    approvals.approve(sc4.pk, actor=approver)
+    assert {"SC4/1", "SC4/2"} <= set(released_lines("DC-EAST"))
+
+    # SC5 loses its NUT stock before the approver decides: approving would split it.
+    ingest([event("inventory.snapshot", {"location": "DC-EAST", "sku": "NUT", "on_hand": "10",
+                                         "as_of": "2026-06-01T09:00:00Z"}, source="wms", at="2026-06-01T09:00:00Z")])
+    full_run()
+    sc5 = next(r for r in requests.values() if r.pk != sc4.pk and r.subject_id != sc4.subject_id)
+    with pytest.raises(ApprovalNotAllowed, match="no longer fully covered"):
+        approvals.approve(sc5.pk, actor=approver)
+    assert not {"SC5/1", "SC5/2"} & set(released_lines("DC-EAST"))
