@@ -117,3 +117,24 @@ def test_accepted_events_are_counted_per_source_and_hour_for_the_sparkline(fed):
     svg = str(rows["wms"].sparkline)
     assert svg.startswith('<svg class="sparkline" role="img"') and svg.count("<rect") == 24
     assert "<title>3 events, this hour</title>" in svg
+
+
+def test_integrations_screen_shows_freshness_and_links_the_case(fed, planner):
+    from django.test import Client
+
+    freshness.check_freshness(now=Source.objects.get(code="wms").last_event_at + dt.timedelta(minutes=31))
+    case = stale_cases().get()
+    client = Client()
+    client.force_login(planner)
+
+    html = client.get("/integrations/").content.decode()
+
+    row = html[html.index('<tr data-key="wms"') :].split("</tr>")[0]
+    assert 'data-status="fresh"' in row  # by the real clock the feed spoke seconds ago
+    assert "30 min" in row and "own" in row and row.count("<rect") == 24
+    fragment = client.get("/integrations/", HTTP_HX_REQUEST="true").content.decode()
+    assert fragment.lstrip().startswith('<section class="card" id="feeds"') and "<h1>" not in fragment
+    Source.objects.filter(code="wms").update(last_event_at=timezone.now() - dt.timedelta(hours=1))
+    row = client.get("/integrations/").content.decode().split('<tr data-key="wms"')[1].split("</tr>")[0]
+    assert 'data-status="stale"' in row and f'href="/exceptions/{case.pk}/"' in row
+    assert "Set</button>" not in row  # planners read; only integration users set a cadence
