@@ -135,12 +135,14 @@ def _decimal_text(value: Decimal) -> str:
 
 
 def _text(value: str) -> str:
-    value = bounds.storable_text(value)
+    if not value.isascii() or "\x00" in value:  # the regular expression only where it can match
+        value = bounds.storable_text(value)
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def cell_text(value: Any) -> str:
-    """The text of one cell (see the module docstring for each type)."""
+def cell_text(value: Any, tz: dt.tzinfo | None = None) -> str:
+    """The text of one cell (see the module docstring for each type); ``tz``: the time zone
+    of times (default the current one; an export looks it up once, not per cell)."""
     kind = type(value)
     if kind is str:
         return _text(value)
@@ -153,7 +155,9 @@ def cell_text(value: Any) -> str:
     if kind is Decimal:
         return _decimal_text(value)
     if kind is dt.datetime:
-        return (timezone.localtime(value) if timezone.is_aware(value) else value).isoformat()
+        if value.tzinfo is not None:
+            value = value.astimezone(tz or timezone.get_current_timezone())
+        return value.isoformat()
     if kind is dt.date or kind is dt.time:
         return value.isoformat()
     if kind is float:
@@ -285,9 +289,10 @@ def _csv_stream(values: Iterator[Sequence[Any]], spec: ExportSpec, record: Any, 
     writer.writerow([cell_text(header) for header in spec.headers])
     completed = False
     count = 0
+    tz = timezone.get_current_timezone()
     try:
         for row in values:
-            writer.writerow([cell_text(value) for value in row])
+            writer.writerow([cell_text(value, tz) for value in row])
             count += 1
             if count % CHUNK_SIZE == 0:
                 finish.count = count
@@ -316,6 +321,7 @@ def _xlsx_response(values: Iterator[Sequence[Any]], spec: ExportSpec, record: An
         bold = workbook.add_format({"bold": True})
         sheet, row_index = None, XLSX_MAX_ROWS
         count = 0
+        tz = timezone.get_current_timezone()
         for row in values:
             if row_index >= XLSX_MAX_ROWS:
                 sheet = workbook.add_worksheet()
@@ -328,7 +334,7 @@ def _xlsx_response(values: Iterator[Sequence[Any]], spec: ExportSpec, record: An
                     continue
                 number = _xlsx_number(value)
                 if number is None:
-                    sheet.write_string(row_index, column_index, cell_text(value))  # type: ignore[union-attr]
+                    sheet.write_string(row_index, column_index, cell_text(value, tz))  # type: ignore[union-attr]
                 else:
                     sheet.write_number(row_index, column_index, number)  # type: ignore[union-attr]
             row_index += 1
