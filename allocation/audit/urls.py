@@ -1,6 +1,7 @@
 from django.urls import path
 
 from allocation.audit import views
+from config import converters  # noqa: F401  (registers the <code:...> converter)
 
 app_name = "audit"
 
@@ -12,4 +13,5 @@ urlpatterns = [
     path("approvals/<int:pk>/simulate/", views.approval_simulate, name="approval_simulate"),
     path("approvals/<int:pk>/withdraw/", views.approval_withdraw, name="approval_withdraw"),
     path("policy-changes/", views.policy_changes, name="policy_changes"),
+    path("orders/<code:number>/timeline/", views.order_timeline, name="order_timeline"),
 ]

@@ -199,6 +199,22 @@ def approval_withdraw(request: HttpRequest, pk: int) -> HttpResponse:
     return HttpResponseRedirect(reverse("audit:approval_detail", args=[approval.pk]))
 
 
+@require_GET
+@roles.role_required(*READERS)
+def order_timeline(request: HttpRequest, number: str) -> HttpResponse:
+    """An order's timeline (its lines' decisions, cases, overrides, approvals, changes), the
+    fragment the order page loads, or a page of its own."""
+    from allocation.models import Order
+
+    order = Order.objects.filter(number=number).first()
+    if order is None:
+        raise Http404("No such order.")
+    context = {"order": order, "entries": finance.order_timeline(order, user=request.user)}
+    if request.htmx and not request.htmx.history_restore_request:
+        return render(request, "audit/order_timeline.html", context)
+    return render(request, "audit/order_timeline_page.html", context)
+
+
 # --------------------------------------------------------------------------- why at time T
 
 

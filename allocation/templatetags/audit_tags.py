@@ -8,12 +8,11 @@ from django import template
 register = template.Library()
 
 
-@register.inclusion_tag("audit/order_timeline.html", takes_context=True)
-def order_timeline(context: dict[str, Any], order: Any, limit: int = 100) -> dict[str, Any]:
-    """The order's audit entries (its lines' decisions, cases, overrides, approvals...)."""
-    from allocation.audit.finance import order_timeline as timeline
-
-    return {"order": order, "entries": timeline(order, user=context["request"].user, limit=limit)}
+@register.inclusion_tag("audit/order_timeline_slot.html")
+def order_timeline(order: Any) -> dict[str, Any]:
+    """Where the order page shows its timeline: loaded by HTMX when the page has loaded (the
+    order page keeps its own fixed query count), a plain link without JavaScript."""
+    return {"order": order}
 
 
 @register.simple_tag

@@ -40,6 +40,7 @@ def test_finance_finds_an_override_from_the_order_page_in_three_clicks(
 
     log_in(page, live_server, finance)
     page.goto(f"{live_server.url}/orders/{line.order.number}/")
+    page.wait_for_selector("#timeline table.audit")  # the timeline loads with the page (HTMX)
     shot(page, "order-timeline")
     clicks = 0
     page.click(f"#timeline a:text('Approval #{approval.pk}')")  # 1

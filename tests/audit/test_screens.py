@@ -58,6 +58,7 @@ def _screens(story):
         reverse("audit:approval_detail", args=[story["policy_request"].pk]),
         reverse("audit:policy_changes"),
         reverse("allocation:order_detail", args=[line.order.number]),
+        reverse("audit:order_timeline", args=[line.order.number]),
         reverse("allocation:line_why", args=[line.order.number, 1]) + "?at=2026-06-01T10:00",
         reverse("allocation:line_why", args=[line.order.number, 1]) + "?at=2100-01-01T10:00",
     ]
@@ -80,8 +81,12 @@ def test_finance_reads_every_screen(client, story, finance):
 
 def test_finance_sees_the_override_its_approver_and_reason_from_the_order_page(client, story, finance):
     client.force_login(finance)
-    page = client.get(reverse("allocation:order_detail", args=[story["line"].order.number])).content.decode()
-    assert 'id="timeline"' in page
+    order_page = client.get(reverse("allocation:order_detail", args=[story["line"].order.number])).content.decode()
+    timeline_url = reverse("audit:order_timeline", args=[story["line"].order.number])
+    assert 'id="timeline"' in order_page and timeline_url in order_page  # loaded by HTMX, a link without JS
+    page = client.get(timeline_url, HTTP_HX_REQUEST="true").content.decode()
+    assert page.lstrip().startswith('<section class="card" id="timeline">')
+    assert "Timeline of order" in client.get(timeline_url).content.decode()
     assert f"Approval #{story['approval'].pk}" in page
     assert "agreed with sales" in page
     assert "ward reopening" in page
