@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import path, re_path
 
 from integrations import views
 
@@ -24,7 +24,8 @@ urlpatterns += [
     path("", feed_views.overview, name="overview"),
     path("uploads/", feed_views.upload_create, name="upload_create"),
     path("uploads/<uuid:public_id>/", feed_views.upload_detail, name="upload_detail"),
-    path("uploads/templates/<str:event_type>.csv", feed_views.upload_template, name="upload_template"),
+    # An event type (a fixed name such as order.upserted), not a business code.
+    re_path(r"^uploads/templates/(?P<event_type>[a-z_]{1,32}\.[a-z_]{1,32})\.csv$", feed_views.upload_template, name="upload_template"),
     path("replays/", feed_views.replay_plan, name="replay_plan"),
     path("replays/<uuid:public_id>/", feed_views.replay_detail, name="replay_detail"),
     path("replays/<uuid:public_id>/apply/", feed_views.replay_apply, name="replay_apply"),
