@@ -100,6 +100,15 @@ def claim_taken_over(*, case: Any, previous: Any, actor: Any, reason: str, now: 
     )
 
 
+def subject_link(approval: Any) -> str:
+    """The screen of what an approval is about: the case, the policy version, else ''."""
+    if approval.kind.startswith("exception."):
+        return case_link(approval.subject_id)
+    if approval.kind == "policy_activation":
+        return safe_link("policies:version_detail", approval.subject_id)
+    return ""
+
+
 def approval_requested(approval: Any, *, actor: Any) -> None:
     """Every approver (but the requester) hears of a new request: it waits in their inbox."""
     text = f"{actor.get_username()} asks for approval #{approval.pk} ({_kind_words(approval.kind)}): {approval.request_note}"
@@ -116,9 +125,7 @@ def approval_decided(approval: Any, *, actor: Any) -> None:
     kind = NotificationKind.APPROVAL_APPROVED if approved else NotificationKind.APPROVAL_REJECTED
     verb = "approved" if approved else "rejected"
     reason = f": {approval.decision_reason}" if approval.decision_reason else ""
-    link = ""
-    if approval.kind.startswith("exception."):
-        link = case_link(approval.subject_id)
+    link = subject_link(approval)
     notify(
         approval.requested_by_id, kind,
         f"{actor.get_username()} {verb} your request #{approval.pk} ({_kind_words(approval.kind)}){reason}",

@@ -223,3 +223,15 @@ def test_date_format_preference_changes_the_screens_dates(world, planner):
     planner.save()
     assert fresh.login(username=planner.username, password="pw")
     assert "requested 03.06.2026" in fresh.get(f"/exceptions/{case.pk}/").content.decode()
+
+
+def test_policy_approvals_notify_too(policy_admin, approver, django_user_model):
+    from policies import services as policy_services
+
+    draft = policy_services.create_draft(actor=policy_admin, name="spring")
+    approval = policy_services.submit(draft, actor=policy_admin)
+    assert kinds_for(approver) == ["approval_requested"]
+    assert "(policy activation)" in Notification.objects.get(recipient=approver).text
+    approvals.reject(approval.pk, actor=approver, reason="not yet")
+    (told,) = Notification.objects.filter(recipient=policy_admin)
+    assert (told.kind, told.link) == ("approval_rejected", f"/policies/{draft.pk}/")
