@@ -86,9 +86,11 @@ def record_reservation_changes(*, run_id: int, lines: Iterable[Mapping[str, Any]
 
 
 def record_promise_change(
-    *, change_id: int, order: str, line: int, promised_date: dt.date, previous_promised_date: dt.date | None, reason: str
+    *, change_id: int, order: str, line: int, promised_date: dt.date, previous_promised_date: dt.date | None, reason: str,
+    projected_date: dt.date | None = None,
 ) -> OutboxMessage:
-    """Write the ``promise.changed`` of one ``PromiseChange`` (id ``promise.changed:<change id>``)."""
+    """Write the ``promise.changed`` of one ``PromiseChange`` (id ``promise.changed:<change id>``);
+    ``projected_date`` is when open inbound would cover the line's shortfall (null when covered)."""
     return OutboxMessage.objects.create(
         message_id=f"{OutboxType.PROMISE_CHANGED}:{change_id}",
         type=OutboxType.PROMISE_CHANGED,
@@ -98,6 +100,7 @@ def record_promise_change(
             "promised_date": promised_date.isoformat(),
             "previous_promised_date": previous_promised_date.isoformat() if previous_promised_date else None,
             "reason": reason,
+            "projected_date": projected_date.isoformat() if projected_date else None,
         },
     )
 

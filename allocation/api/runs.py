@@ -62,7 +62,7 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "trigger", "scope", "scope_items", "as_of", "policy_version", "status", "progress", "phase",
             "line_count", "allocation_count", "changed_line_count", "exceptions_raised", "exceptions_updated",
             "exceptions_resolved", "timings", "error", "is_simulation", "actor", "created_at", "started_at",
-            "finished_at",
+            "finished_at", "warnings", "price_of_fairness",
         ]
 
     def get_policy_version(self, run: AllocationRun) -> int | None:
@@ -136,6 +136,8 @@ def _decision_json(log: LineDecisionLog | None) -> dict[str, Any] | None:
         "path": log.path,
         "constraints": log.constraints,
         "shortfall": decimal_text(log.shortfall),
+        "shortfall_reasons": log.shortfall_reasons,
+        "projected_date": log.projected_date.isoformat() if log.projected_date else None,
         "fingerprint": log.fingerprint,
         "created_at": log.created_at.isoformat(),
     }
