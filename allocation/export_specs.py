@@ -112,6 +112,17 @@ RUN_EXCEPTIONS = ExportSpec(
     ),
 )
 
+# A release wave's lines with their outcome (the wave page's table, in the order it shows them).
+WAVE_LINES = ExportSpec(
+    "wave-lines",
+    columns(
+        ("wave", "wave_id"), ("order", "order_number"), ("line", "line_number"), ("sku", "sku"), ("rank", "rank"),
+        ("quantity", "quantity"), ("value", "value"), ("outcome", "outcome"), ("reason", "reason"),
+        ("detail", "detail"), ("approval", "approval_id"),
+    ),
+    ordering=("id",),
+)
+
 # One order's lines with what each holds (the order page's table).
 ORDER_LINES = ExportSpec(
     "order-lines",

@@ -20,11 +20,11 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from allocation import execution_modes, releases
+from allocation import execution_modes, export_specs, releases
 from allocation.choices import AllocationState, WaveOutcome, WaveTrigger
 from allocation.errors import WaveAlreadyRunning
 from allocation.models import Allocation, Location, OrderLine, Wave, WaveLine
-from config import pagination, roles
+from config import exports, pagination, roles
 from config.forms import StorableTextForm
 
 WAVE_PAGE_SIZE = 20
@@ -138,6 +138,8 @@ def wave_detail(request: HttpRequest, pk: int) -> HttpResponse:
     lines = WaveLine.objects.filter(wave=wave).select_related("approval")
     if form.is_valid() and form.cleaned_data["outcome"]:
         lines = lines.filter(outcome=form.cleaned_data["outcome"])
+    if form.is_valid() and exports.requested(request):  # ?export=csv|xlsx: every line listed
+        return exports.export_response(request, lines, export_specs.WAVE_LINES)
     page = pagination.screen_page(request, lines, LINE_PAGE_SIZE, ["id"])
     context = {"wave": wave, "page_obj": page, "query": pagination.screen_query(request), "filter_form": form}
     template = "allocation/release/wave_detail.html"

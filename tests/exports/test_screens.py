@@ -241,3 +241,25 @@ def test_audit_trail_spec_writes_entries_with_their_changes(finance):
          "'=customer escalation", "3", "SO-2", "1", "VLV-0002", "RET-0001", "450", "", "7", "", "", "history.exception:9"],
     ]
     assert ExportRecord.objects.get().screen == "audit-trail"
+
+
+def test_wave_lines_export(client, planner, distributor):
+    import datetime as dt
+    from decimal import Decimal
+
+    from allocation.models import Location, OrderLine
+    from allocation.models.releases import Wave, WaveLine
+
+    client.force_login(planner)
+    wave = Wave.objects.create(location=Location.objects.get(code="DC-EAST-1"), business_date=dt.date(2026, 6, 1),
+                               started_at=dt.datetime(2026, 6, 1, 16, tzinfo=dt.UTC))
+    for number, outcome in ((1, "released"), (2, "held")):
+        WaveLine.objects.create(wave=wave, line=OrderLine.objects.get(order__number="SO-1", line=number),
+                                order_number="SO-1", line_number=number, sku="VLV-0001", rank=number,
+                                quantity=Decimal("5"), value=Decimal("500.0000"), outcome=outcome)
+    rows = csv_rows(client.get(f"/release/waves/{wave.pk}/", {"outcome": "held", "export": "csv"}))
+    assert rows == [
+        ["wave", "order", "line", "sku", "rank", "quantity", "value", "outcome", "reason", "detail", "approval"],
+        [str(wave.pk), "SO-1", "2", "VLV-0001", "2", "5", "500", "held", "", "", ""],
+    ]
+    assert 'href="?outcome=held&amp;export=csv"' in client.get(f"/release/waves/{wave.pk}/", {"outcome": "held"}).content.decode()
