@@ -19,7 +19,9 @@ The engine knows nothing of this. The boundary is here, around the engine:
   back in ``auto``, its ``reservation.changed``). Kept rows show their stored state again.
 - :func:`state_updates` (while persisting): kept rows whose stored state no longer matches
   (a ``recommended`` row of a line whose scope is ``auto`` again) are updated in one statement;
-  :func:`published` drops ``recommend`` lines from the messages a run writes.
+  :func:`published` keeps a ``recommend`` line out of the messages a run writes unless what it
+  holds as reserved, released or pinned changed since its previous decision (a planner accepted,
+  overrode or approved a substitute: published by the run that follows, as in ``auto``).
 """
 from __future__ import annotations
 
@@ -158,10 +160,52 @@ def state_updates(loaded: LoadedInput, stored_result: et.EngineResult) -> int:
     return changed
 
 
-def published(loaded: LoadedInput, changed: Iterable[et.LineDecision]) -> list[et.LineDecision]:
-    """The changed lines a run publishes: none in a ``recommend`` scope."""
+def _published_part(allocations: Iterable[Any]) -> list[tuple]:
+    """What the systems of record hold for a line: its reserved, released and pinned allocations."""
+    def text(value: Any) -> str:
+        return format(Decimal(str(value)).normalize(), "f")
+
+    rows = []
+    for a in allocations:
+        if isinstance(a, dict):
+            if a.get("state") in PUBLISHED_STATES:
+                rows.append((a["location"], a["item"], a.get("supply_ref") or "", text(a["quantity"]), str(a["confirmed_date"])))
+        elif a.state in PUBLISHED_STATES:
+            rows.append((a.location, a.item, a.supply_ref or "", text(a.quantity), a.confirmed_date.isoformat()))
+    return sorted(rows)
+
+
+def published(loaded: LoadedInput, changed: Iterable[et.LineDecision], *, run_id: int | None = None) -> list[et.LineDecision]:
+    """The changed lines a run publishes. ``auto`` lines: all. ``recommend`` lines: only those
+    whose reserved, released and pinned allocations differ from their previous decision's, so a
+    recommendation is never published, and a planner's change there (an accepted recommendation,
+    an override, an approved substitute) is published by the run that follows it, as in ``auto``.
+    Two queries for the previous decisions of the recommend lines that changed."""
+    changed = list(changed)
     recommend = loaded.recommend_lines if isinstance(loaded, ModeMappedInput) else frozenset()
-    return [decision for decision in changed if decision.line_key not in recommend]
+    keys = [d.line_key for d in changed if d.line_key in recommend]
+    if not keys:
+        return changed
+    from django.db.models import Max
+
+    from allocation.models import LineDecisionLog
+
+    previous_ids: list[int] = []
+    for start in range(0, len(keys), 5000):
+        logs = LineDecisionLog.objects.filter(line_id__in=keys[start : start + 5000])
+        if run_id is not None:
+            logs = logs.exclude(run_id=run_id)
+        previous_ids += [m for m in logs.values("line_id").annotate(m=Max("id")).values_list("m", flat=True) if m]
+    before: dict[int, list[tuple]] = {}
+    for start in range(0, len(previous_ids), 5000):
+        for line_id, allocations in LineDecisionLog.objects.filter(id__in=previous_ids[start : start + 5000]).values_list(
+            "line_id", "allocations"
+        ):
+            before[line_id] = _published_part(allocations or [])
+    return [
+        d for d in changed
+        if d.line_key not in recommend or _published_part(d.allocations) != before.get(d.line_key, [])
+    ]
 
 
 # --------------------------------------------------------------------------- accepting
@@ -180,8 +224,8 @@ class RecommendationError(ValueError):
 class AcceptResult:
     lines: int
     allocations: int
-    messages: int
     skipped: tuple[int, ...] = ()
+    run: Any = None  # the run that publishes them (queued where runs execute in the background)
 
 
 def recommended_lines(*, location_code: str | None = None):
@@ -196,7 +240,8 @@ def recommended_lines(*, location_code: str | None = None):
 
 def accept_recommendations(line_ids: Iterable[int], *, actor: Any, note: str = "") -> AcceptResult:
     """Accept what runs recommended for ``line_ids``: their ``recommended`` allocations become
-    ``reserved`` and each line's ``reservation.changed`` is written, in one transaction.
+    ``reserved`` (one transaction), then the run of their item groups publishes each line's
+    ``reservation.changed`` (:func:`published`), as after any planner action.
 
     Set-based: a handful of queries whatever the number of lines. The run locks of the items
     concerned are taken first (``allocation.locks``), so a run never rewrites a recommendation
@@ -205,9 +250,8 @@ def accept_recommendations(line_ids: Iterable[int], *, actor: Any, note: str = "
     with the actor and what was accepted).
     """
     from allocation.locks import lock_run_scope
-    from allocation.models import AcceptedRecommendation, Allocation, OrderLine
+    from allocation.models import AcceptedRecommendation, Allocation
     from allocation.persistence import decimal_text
-    from integrations import outbox
 
     wanted = sorted({int(pk) for pk in line_ids})
     if not wanted:
@@ -235,31 +279,6 @@ def accept_recommendations(line_ids: Iterable[int], *, actor: Any, note: str = "
         accepted: dict[int, list[tuple]] = defaultdict(list)
         for row in rows:
             accepted[row[1]].append(row)
-        facts = dict(
-            (pk, (number, line))
-            for pk, number, line in OrderLine.objects.filter(pk__in=list(accepted)).values_list("pk", "order__number", "line")
-        )
-        holding: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for line_id, code, quantity, confirmed, ref in (
-            Allocation.objects.filter(line_id__in=list(accepted), state__in=PUBLISHED_STATES)
-            .order_by("line_id", "id")
-            .values_list("line_id", "location__code", "quantity", "confirmed_date", "supply__ref")
-        ):
-            holding[line_id].append(
-                outbox.reservation_allocation(location=code, quantity=quantity, confirmed_date=confirmed, supply_ref=ref)
-            )
-        messages = 0
-        by_run: dict[int, list[int]] = defaultdict(list)
-        for line_id, line_rows in accepted.items():
-            by_run[max((row[2] or 0) for row in line_rows)].append(line_id)
-        for run_id, run_lines in sorted(by_run.items()):
-            messages += outbox.record_reservation_changes(
-                run_id=run_id,
-                lines=[
-                    {"line_id": pk, "order": facts[pk][0], "line": facts[pk][1], "allocations": holding[pk]}
-                    for pk in sorted(run_lines)
-                ],
-            )
         AcceptedRecommendation.objects.bulk_create(
             [
                 AcceptedRecommendation(
@@ -281,9 +300,14 @@ def accept_recommendations(line_ids: Iterable[int], *, actor: Any, note: str = "
             ],
             batch_size=1000,
         )
+    # Like every planner action: the run of the items' groups follows and publishes the
+    # reservations (reservation.changed), in its own transaction (allocation.overrides).
+    from allocation import overrides
+
+    run = overrides.trigger_incremental_run(skus, actor=actor, trigger="override")
     return AcceptResult(
         lines=len(accepted),
         allocations=len(rows),
-        messages=messages,
         skipped=tuple(pk for pk in wanted if pk not in accepted),
+        run=run,
     )

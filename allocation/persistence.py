@@ -317,7 +317,7 @@ def persist_result(
     current = _current_fingerprints(loaded)
     changed = [line for line in result.lines if current.get(line.line_key) != line.fingerprint]
     _write_decision_logs(run, loaded, changed, policy_version_id)
-    messages = _write_reservation_messages(run, loaded, execution_modes.published(loaded, changed))
+    messages = _write_reservation_messages(run, loaded, execution_modes.published(loaded, changed, run_id=run.pk))
 
     counts = sync_run_exceptions(
         list(result.exceptions),

@@ -5,7 +5,8 @@
   a wave already running there -> 409 naming it.
 - ``GET  /api/v1/waves/{id}`` the wave, its counts and every line with its outcome and reason.
 - ``POST /api/v1/recommendations/accept`` ``{"lines": [{"order": N, "line": L}, ...]}`` accepts
-  what runs recommended for those lines (planner) -> 200 with counts.
+  what runs recommended for those lines (planner) -> 200 with counts and the run that
+  publishes them (``reservation.changed``).
 """
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ class AcceptRecommendations(APIView):
             return Response({error.field: [error.message]}, status=status.HTTP_400_BAD_REQUEST)
         ids = {pk: ref for ref, pk in found.items()}
         return Response({
-            "accepted_lines": result.lines, "allocations": result.allocations, "messages": result.messages,
+            "accepted_lines": result.lines, "allocations": result.allocations,
+            "run": getattr(result.run, "pk", None),
             "skipped": [{"order": ids[pk][0], "line": ids[pk][1]} for pk in result.skipped],
         })

@@ -60,7 +60,8 @@ def test_a_recommend_scope_reserves_and_publishes_nothing_until_a_planner_accept
 
     # Accept one line: it is reserved and published.
     result = execution_modes.accept_recommendations([line("W1").pk], actor=planner, note="checked")
-    assert (result.lines, result.allocations, result.messages) == (1, 1, 1)
+    assert (result.lines, result.allocations) == (1, 1)
+    assert result.run.status == "succeeded" and result.run.trigger == "override"  # the run that publishes
     assert states("W") == {"W1/1": "reserved", "W2/1": "recommended", "W3/1": "recommended"}
     assert [(m["order"], m["allocations"]) for m in reservation_messages("W")] == [
         ("W1", [{"location": "DC-WEST", "quantity": "5", "confirmed_date": "2026-06-01", "supply_ref": None}])
@@ -132,3 +133,28 @@ def test_a_warehouse_rolled_out_in_recommend_mode(db, activate_policy, ingest, f
         OrderLine.objects.filter(order__number__startswith="W").values_list("pk", flat=True), actor=planner
     )
     assert set(states("W").values()) == {"reserved"} and len(reservation_messages("W")) == 3
+
+
+def test_a_planners_override_in_a_recommend_scope_is_published_by_the_run_that_follows(recommend_world, planner):
+    from decimal import Decimal
+
+    from django.db import transaction
+
+    from allocation import overrides
+
+    target = OrderLine.objects.select_related("order__customer__home_location", "item", "ship_from").get(
+        order__number="W2", line=1
+    )
+    plan = overrides.plan_override(target, [overrides.PartRequest(location_code="DC-WEST", quantity=Decimal(4))])
+    with transaction.atomic():
+        overrides.apply_override(plan)
+    run = overrides.trigger_incremental_run({"BOLT"}, actor=planner)
+
+    assert run.status == "succeeded"
+    # The pinned 4 are the planner's; the run recommends the line's last unit (not published).
+    assert sorted(Allocation.objects.filter(line=target).values_list("state", "quantity")) == [
+        ("pinned", 4), ("recommended", 1)
+    ]
+    assert [(m["order"], m["allocations"], m["run"]) for m in reservation_messages("W")] == [
+        ("W2", [{"location": "DC-WEST", "quantity": "4", "confirmed_date": "2026-06-01", "supply_ref": None}], run.pk)
+    ]

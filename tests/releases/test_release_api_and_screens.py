@@ -10,7 +10,8 @@ from django.urls import reverse
 
 from allocation import releases
 from allocation.choices import AllocationState
-from allocation.models import Allocation, OrderLine, Wave
+from allocation.models import Allocation, AllocationRun, OrderLine, Wave
+from integrations.models import OutboxMessage
 
 from .conftest import world_events
 from .test_execution_mode import RECOMMEND_WEST
@@ -96,7 +97,11 @@ def test_the_api_accepts_recommendations(recommend_world, planner, finance, api_
     assert api_client_for(finance).post("/api/v1/recommendations/accept", body, format="json").status_code == 403
     response = api_client_for(planner).post("/api/v1/recommendations/accept", body, format="json")
     assert response.status_code == 200, response.content
-    assert response.json() == {"accepted_lines": 2, "allocations": 2, "messages": 2, "skipped": []}
+    body = response.json()
+    assert (body["accepted_lines"], body["allocations"], body["skipped"]) == (2, 2, [])
+    assert AllocationRun.objects.get(pk=body["run"]).status == "succeeded"
+    assert sorted(m.payload["order"] for m in OutboxMessage.objects.filter(
+        type="reservation.changed", payload__order__startswith="W")) == ["W1", "W2"]
     assert dict(Allocation.objects.filter(line__order__number__startswith="W").values_list("line__order__number", "state")) == {
         "W1": "reserved", "W2": "reserved", "W3": "recommended"
     }
