@@ -16,18 +16,6 @@ def factor_plugins() -> dict[str, Any]:
     return {"plugins": plugins.listing(), "errors": list(plugins.registry().errors)}
 
 
-@register.simple_tag
-def projected_dates(order: Any) -> dict[int, Any]:
-    """Line id -> projected date of the order's lines' current decisions (one query)."""
-    from allocation.models import LineDecisionCurrent
-
-    return dict(
-        LineDecisionCurrent.objects.filter(line__order=order, log__projected_date__isnull=False).values_list(
-            "line_id", "log__projected_date"
-        )
-    )
-
-
 @register.filter
 def lookup(mapping: Any, key: Any) -> Any:
     return mapping.get(key) if isinstance(mapping, dict) else None
