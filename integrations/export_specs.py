@@ -22,6 +22,13 @@ OUTBOX = ExportSpec(
     ),
 )
 
+# An upload's rejected rows (the upload page's table, by row).
+UPLOAD_REJECTIONS = ExportSpec(
+    "upload-rejections",
+    columns(("row", "row"), ("event_id", "event_id"), ("field", "field"), ("reason", "message")),
+    ordering=("row", "id"),
+)
+
 EXPORTS = ExportSpec(
     "exports",
     columns(

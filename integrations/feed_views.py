@@ -8,8 +8,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from config import pagination, roles
-from integrations import freshness, replays, services, uploads
+from config import exports, pagination, roles
+from integrations import export_specs, freshness, replays, services, uploads
 from integrations.choices import EventType
 from integrations.feed_forms import CadenceForm, ReplayForm, UploadForm
 from integrations.feeds_models import EventUpload, Replay
@@ -87,6 +87,8 @@ def upload_detail(request: HttpRequest, public_id) -> HttpResponse:
     """An upload's progress (polled by HTMX while it runs: the #upload-body partial) and
     every rejected row with its row number, field and reason (keyset pages)."""
     upload = _upload_or_404(public_id)
+    if exports.requested(request):  # ?export=csv|xlsx: every rejected row, to fix and send again
+        return exports.export_response(request, upload.rejections.all(), export_specs.UPLOAD_REJECTIONS)
     rejections = pagination.screen_page(request, upload.rejections.all(), REJECTIONS_PAGE, ("row", "id"))
     context = {"upload": upload, "page_obj": rejections, "query": pagination.screen_query(request)}
     template = "integrations/upload_detail.html#upload-body" if request.htmx else "integrations/upload_detail.html"

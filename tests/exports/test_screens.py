@@ -263,3 +263,22 @@ def test_wave_lines_export(client, planner, distributor):
         [str(wave.pk), "SO-1", "2", "VLV-0001", "2", "5", "500", "held", "", "", ""],
     ]
     assert 'href="?outcome=held&amp;export=csv"' in client.get(f"/release/waves/{wave.pk}/", {"outcome": "held"}).content.decode()
+
+
+def test_upload_rejections_export(client, integration):
+    from integrations.feeds_models import EventUpload, UploadRejection
+    from integrations.models import Source
+
+    client.force_login(integration)
+    upload = EventUpload.objects.create(source=Source.objects.get(code="erp"), actor=integration, format="csv",
+                                        event_type="order.upserted", filename="orders.csv", sha256="0" * 64,
+                                        content=b"", status="done")
+    UploadRejection.objects.create(upload=upload, row=7, event_id="o-7", field="requested_date", message="not a date")
+    UploadRejection.objects.create(upload=upload, row=3, event_id="o-3", field="customer", message="=unknown customer")
+    rows = csv_rows(client.get(f"/integrations/uploads/{upload.public_id}/", {"export": "csv"}))
+    assert rows == [
+        ["row", "event_id", "field", "reason"],
+        ["3", "o-3", "customer", "'=unknown customer"],
+        ["7", "o-7", "requested_date", "not a date"],
+    ]
+    assert 'href="?export=xlsx"' in client.get(f"/integrations/uploads/{upload.public_id}/").content.decode()
