@@ -40,12 +40,14 @@ def relay_outbox_task() -> dict[str, Any]:
 
 
 @shared_task(name="integrations.tasks.check_feed_freshness_task", ignore_result=True)
-def check_feed_freshness_task() -> dict[str, list[str]]:
-    """Raise or resolve ``stale_feed`` cases (celery beat, every ALLOT_FEED_CHECK_SECONDS)."""
-    from integrations import freshness
+def check_feed_freshness_task() -> dict[str, Any]:
+    """Raise or resolve ``stale_feed`` cases and re-publish stalled uploads (celery beat, every
+    ALLOT_FEED_CHECK_SECONDS)."""
+    from integrations import freshness, uploads
 
     result = freshness.check_freshness()
-    return {"stale": result.stale, "raised": result.raised, "resolved": result.resolved}
+    requeued = uploads.requeue_stalled()  # uploads whose wake-up was lost
+    return {"stale": result.stale, "raised": result.raised, "resolved": result.resolved, "uploads_requeued": requeued}
 
 
 @shared_task(name="integrations.tasks.process_upload_task", ignore_result=True)

@@ -183,6 +183,21 @@ def schedule_processing(upload_id: int) -> bool:
     return broker.publish(process_upload_task, args=[upload_id])
 
 
+def requeue_stalled(*, now: Any = None, older_than_seconds: int = 300) -> int:
+    """Publish processing again for uploads still ``queued`` after ``older_than_seconds`` (their
+    wake-up was lost: broker down, or the serving process exited first). Beat calls it."""
+    import datetime as dt
+
+    now = now or timezone.now()
+    stalled = list(
+        EventUpload.objects.filter(status=UploadStatus.QUEUED, created_at__lt=now - dt.timedelta(seconds=older_than_seconds))
+        .values_list("pk", flat=True)[:100]
+    )
+    for upload_id in stalled:
+        schedule_processing(upload_id)
+    return len(stalled)
+
+
 # ----------------------------------------------------------------------------- parsing
 
 

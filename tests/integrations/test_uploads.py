@@ -204,3 +204,21 @@ def test_only_integration_users_upload_and_only_for_their_sources(erp, planner, 
     assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
     assert not EventUpload.objects.exists()
     assert Source.objects.filter(code="wms").exists()
+
+
+def test_beat_republishes_an_upload_whose_wake_up_was_lost(erp, integration, django_capture_on_commit_callbacks):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from integrations.tasks import check_feed_freshness_task
+
+    lost = EventUpload.objects.create(
+        source=erp, actor=integration, format="csv", event_type="location.upserted", filename="x.csv", sha256="0",
+        content=b"code,name,region,kind\nDC-LOST,Lost,east,hub\n", created_at=timezone.now() - dt.timedelta(minutes=10),
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        result = check_feed_freshness_task()
+
+    lost.refresh_from_db()
+    assert result["uploads_requeued"] == 1 and lost.status == UploadStatus.DONE and lost.accepted == 1
