@@ -330,6 +330,15 @@ def _run_of(reason: str) -> int | None:
     return int(digits) if digits else None
 
 
+def _named(name: str, before: str, after: str, users: dict[str, str], queues: dict[str, str]) -> tuple[str, str, str]:
+    """A case change with people and queues by name rather than by key."""
+    if name == "assignee_id":
+        return "assignee", users.get(before, before), users.get(after, after)
+    if name == "queue_id":
+        return "queue", queues.get(before, before), queues.get(after, after)
+    return name, before, after
+
+
 def _case_kind(reason: str) -> str:
     text = (reason or "").lower()
     for kind, prefixes in CASE_REASONS.items():
@@ -374,6 +383,13 @@ def _case_shape(rows: list[Any]) -> list[AuditEntry]:
         ApprovalRequest.objects.filter(subject_type=ContentType.objects.get_for_model(DecisionException),
                                        subject_id__in={r.id for r in rows}).order_by("subject_id", "pk").values_list("subject_id", "pk")
     )  # the case's latest request (ordered by pk: the last one wins)
+    from django.contrib.auth import get_user_model
+
+    from exceptions.models import Queue
+
+    ids = {r.assignee_id for r in rows} | {p.assignee_id for p in previous.values()}
+    users = {str(pk): name for pk, name in get_user_model().objects.filter(pk__in=ids - {None}).values_list("pk", "username")}
+    queues = {str(pk): name for pk, name in Queue.objects.values_list("pk", "name")}
     entries = []
     for row in rows:
         actor, actor_kind = _who(row)
@@ -382,7 +398,7 @@ def _case_shape(rows: list[Any]) -> list[AuditEntry]:
         line = row.line if row.line_id else None
         order = line.order if line is not None else (row.order if row.order_id else None)
         changes = _diff(row, previous.get(row.previous_history_id), ("status", "assignee_id", "queue_id", "resolution_reason"))
-        changes = [(("assignee" if n == "assignee_id" else "queue" if n == "queue_id" else n), a, b) for n, a, b in changes]
+        changes = [_named(n, a, b, users, queues) for n, a, b in changes]
         entries.append(AuditEntry(
             stream="history.exception", pk=row.history_id, at=row.history_date, kind=kind,
             actor=actor, actor_kind=actor_kind, summary=f"Case #{row.id} ({row.get_type_display()}): {reason}",
