@@ -11,6 +11,7 @@ without JavaScript every action is a plain form POST answered by a redirect.
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -209,9 +210,13 @@ def recommendation_accept(request: HttpRequest) -> HttpResponse:
     except execution_modes.RecommendationError as error:
         messages.error(request, error.message)
         return _done(request, target)
+    run = result.run
+    published = "published" if run is None or run.is_finished else f"run #{run.pk} publishes them"
     messages.success(
         request,
-        f"Accepted {result.lines} line(s): {result.allocations} allocation(s) reserved and published."
+        f"Accepted {result.lines} line(s): {result.allocations} allocation(s) reserved, {published}."
         + (f" {len(result.skipped)} line(s) had no recommendation any more." if result.skipped else ""),
     )
+    if run is not None and not run.is_finished:  # the page follows the run (Recalculating...)
+        target += "?" + urlencode({"run": run.pk})
     return _done(request, target)
