@@ -119,6 +119,15 @@ def _stale_sources(context: PolicyContext, now: dt.datetime) -> set[str]:
     return freshness.stale_source_codes(now, default_minutes=context.stale_feed_minutes)
 
 
+def _feed_locations(stale: set[str]) -> dict[str, list[str]]:
+    """The locations each stale source feeds (``integrations.freshness.feed_locations``)."""
+    if not stale:
+        return {}
+    from integrations import freshness
+
+    return freshness.feed_locations(sorted(stale))
+
+
 def load_input(
     *,
     as_of: dt.date,
@@ -265,20 +274,23 @@ def load_input(
         .order_by("item__sku", "location__code")
         .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
     )
+    # A stale source's locations (those whose positions it feeds) are stale as a whole: every
+    # position there is discounted, whichever event created it (allocation.md: "while the
+    # location's inventory feed is stale").
+    fed_by = _feed_locations(stale)
+    stale_locations = {location for locations in fed_by.values() for location in locations}
     on_hand = tuple(
         et.OnHand(
             item=sku,
             location=code,
             available=max(quantity - quality - warehouse, ZERO),
-            stale=bool(source) and source in stale,
+            stale=code in stale_locations,
         )
         for sku, code, quantity, quality, warehouse, source in position_rows
     )
-    degraded: dict[str, set[str]] = defaultdict(set)
-    if stale:
-        for _, code, _, _, _, source in position_rows:
-            if source and source in stale:
-                degraded[source].add(code)
+    in_scope = {code for _, code, _, _, _, _ in position_rows}
+    degraded = {source: set(locations) & in_scope for source, locations in fed_by.items()}
+    degraded = {source: locations for source, locations in degraded.items() if locations}
     inbound = tuple(
         et.Inbound(ref=ref, item=sku, location=code, quantity=quantity - received, eta=eta, confidence=float(confidence))
         for ref, sku, code, quantity, received, eta, confidence in by_item(

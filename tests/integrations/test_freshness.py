@@ -138,3 +138,19 @@ def test_integrations_screen_shows_freshness_and_links_the_case(fed, planner):
     row = client.get("/integrations/").content.decode().split('<tr data-key="wms"')[1].split("</tr>")[0]
     assert 'data-status="stale"' in row and f'href="/exceptions/{case.pk}/"' in row
     assert "Set</button>" not in row  # planners read; only integration users set a cadence
+
+
+def test_every_position_at_a_stale_source_location_is_discounted(fed):
+    from allocation.policy_bridge import active_context
+
+    # PUMP-2 at DC-EAST came from erp, but DC-EAST's stock feed is wms: it is stale with it.
+    ingest_and_apply([envelope("e-1", "inventory.snapshot", {"location": "DC-EAST", "sku": "PUMP-2", "on_hand": "5",
+                                                              "as_of": "2026-05-31T18:00:00Z"}, occurred_at="2026-05-31T18:00:00Z")])
+    later = Source.objects.get(code="wms").last_event_at + dt.timedelta(minutes=31)
+
+    loaded = loading.load_input(as_of=dt.date(2026, 6, 1), context=active_context(), now=later)
+
+    assert {(row.item, row.location, row.stale) for row in loaded.engine_input.on_hand} == {
+        ("VALVE-10", "DC-EAST", True), ("PUMP-2", "DC-EAST", True),
+    }
+    assert loaded.degraded_feeds == [{"source": "wms", "locations": ["DC-EAST"]}]
