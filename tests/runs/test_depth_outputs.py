@@ -216,3 +216,25 @@ def test_loading_passes_pack_size_and_order_kind(ingest_events):
     loaded = load_input(as_of=dt.date(2026, 6, 1), context=active_context())
     assert [item.pack_size for item in loaded.engine_input.items] == [Decimal(6)]
     assert [line.order_kind for line in loaded.engine_input.lines] == ["quote"]
+
+
+@needs_depth_engine
+def test_the_depth_engine_outputs_are_persisted_as_they_come(ingest_events, client, planner):
+    """No wrapper: pro_rata fair share between two lines of one class, 20 for 10 + 30."""
+    from policies.services import import_document
+
+    import_document({"name": "fair", "rules": [{"scope": {}, "settings": {"share_mode": "pro_rata"}}]}, actor=None, activate=True)
+    ingest_events([*MASTER, order("o-1", "SO-1", "SMALL", "30"), order("o-2", "SO-2", "BIG", "10")])
+    run = run_full(as_of=dt.date(2026, 6, 1))
+    assert run.status == "succeeded", run.error
+
+    run.refresh_from_db()
+    [entry] = run.price_of_fairness["classes"]
+    assert (entry["strategy"], entry["priority_class"], entry["share_mode"], entry["lines"]) == ("redistribute", 5, "pro_rata", 2)
+    assert run.price_of_fairness["price"] == entry["price"] == pytest.approx(entry["rank_fill"] - entry["fill"], abs=1e-6)
+    log = so1_log()
+    assert sum(Decimal(r["quantity"]) for r in log.shortfall_reasons) == log.shortfall > 0
+    assert all(r["text"] for r in log.shortfall_reasons)
+    client.force_login(planner)
+    why = client.get(reverse("allocation:line_why", args=["SO-1", 1])).content.decode()
+    assert all(f'data-reason="{r["code"]}"' in why for r in log.shortfall_reasons)
