@@ -43,6 +43,11 @@ def stale_cases():
 
 
 def test_silent_source_raises_one_case_discounts_its_stock_and_resolves_when_events_resume(fed, monkeypatch):
+    walk_through_a_silent_feed(monkeypatch)
+
+
+def walk_through_a_silent_feed(monkeypatch):
+    """The wms feed falls silent past its cadence and resumes; returns the run made while stale."""
     start = timezone.now() - dt.timedelta(hours=2)
     Source.objects.filter(code="wms").update(last_event_at=start)  # the wms feed last spoke at `start`
     clock = [start + dt.timedelta(minutes=29)]
@@ -75,6 +80,7 @@ def test_silent_source_raises_one_case_discounts_its_stock_and_resolves_when_eve
     assert run.status == "succeeded"
     assert run.degraded_feeds == [{"source": "wms", "locations": ["DC-EAST"]}] and run.ran_degraded
     assert sum(a.quantity for a in Allocation.objects.filter(line__order__number="SO-1")) == Decimal(90)
+    degraded_run = run
 
     # Events resume (at the real now, two hours after `start`): the case resolves on ingestion.
     clock[0] = timezone.now()
@@ -86,6 +92,7 @@ def test_silent_source_raises_one_case_discounts_its_stock_and_resolves_when_eve
     run = run_full()
     assert run.degraded_feeds == []
     assert sum(a.quantity for a in Allocation.objects.filter(line__order__number="SO-1")) == Decimal(100)
+    return degraded_run
 
 
 def test_the_check_resolves_the_case_of_a_source_heard_from_again(fed):
@@ -154,3 +161,17 @@ def test_every_position_at_a_stale_source_location_is_discounted(fed):
         ("VALVE-10", "DC-EAST", True), ("PUMP-2", "DC-EAST", True),
     }
     assert loaded.degraded_feeds == [{"source": "wms", "locations": ["DC-EAST"]}]
+
+
+def test_the_run_page_says_the_run_ran_degraded(fed, monkeypatch, planner):
+    from django.test import Client
+
+    degraded = walk_through_a_silent_feed(monkeypatch)
+    client = Client()
+    client.force_login(planner)
+
+    detail = client.get(f"/runs/{degraded.pk}/").content.decode()
+    listing = client.get("/runs/").content.decode()
+
+    assert '<span class="badge warn">ran degraded</span>' in detail and "<li><strong>wms</strong> at DC-EAST</li>" in detail
+    assert listing.count('title="stale feeds: wms">degraded</span>') == 1
