@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
-from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config import roles
 from config.api import StrictIntegerField, StrictSerializer
 from config.pagination import KeysetPagination
+from config.roles import RolePermission
 from exceptions import notifications
 from exceptions.models import Notification
 
@@ -31,8 +32,13 @@ class ReadInput(StrictSerializer):
     )
 
 
+# Everyone signed in has their own notifications (a service account's runs finish too).
+EVERYONE = frozenset(roles.ALL_ROLES)
+
+
 class NotificationList(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [RolePermission]
+    required_roles = {"GET": EVERYONE}
 
     @extend_schema(
         parameters=[OpenApiParameter("unread", bool, description="Only unread notifications.")],
@@ -54,7 +60,8 @@ class NotificationList(APIView):
 
 
 class NotificationRead(APIView):
-    permission_classes = [IsAuthenticated]
+    permission_classes = [RolePermission]
+    required_roles = {"POST": EVERYONE}
 
     @extend_schema(request=ReadInput, responses={200: dict})
     def post(self, request: Request) -> Response:
