@@ -98,19 +98,16 @@ def _columns_of(model: type[models.Model]) -> list[dict[str, str]]:
 def _content_expression(columns: Sequence[dict[str, str]], alias: str) -> str:
     """SQL text of one record's content: each column as text, NULL marked, joined by ``|``."""
     quote = connection.ops.quote_name
-    parts = []
-    for spec in columns:
-        ref = f"{alias}.{quote(spec['column'])}"
-        if connection.vendor == "postgresql":
-            # Epoch seconds: independent of the session's time zone.
-            text = f"extract(epoch from {ref})::text" if spec["kind"] == "time" else f"{ref}::text"
-        else:
-            text = f"CAST({ref} AS TEXT)"
-        parts.append(f"coalesce({text}, '{NULL_MARK}')")
-    joined = " || '|' || ".join(parts) if parts else "''"
     if connection.vendor == "postgresql":
-        return f"sha256(convert_to({joined}, 'UTF8'))"
-    return joined
+        # One row value rendered by PostgreSQL's record output (NULL and '' stay distinct), times as
+        # epoch seconds (independent of the session's time zone), hashed in the database.
+        values = [
+            f"extract(epoch from {alias}.{quote(spec['column'])})" if spec["kind"] == "time" else f"{alias}.{quote(spec['column'])}"
+            for spec in columns
+        ]
+        return f"sha256(convert_to(ROW({', '.join(values) or 'NULL'})::text, 'UTF8'))"
+    parts = [f"coalesce(CAST({alias}.{quote(spec['column'])} AS TEXT), '{NULL_MARK}')" for spec in columns]
+    return " || '|' || ".join(parts) if parts else "''"
 
 
 def _as_hash(value: Any) -> bytes:
