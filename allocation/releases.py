@@ -71,6 +71,7 @@ RELEASABLE_STATES = (AllocationState.RESERVED, AllocationState.PINNED)
 COVERING_STATES = (AllocationState.RESERVED, AllocationState.PINNED, AllocationState.RELEASED)
 SCHEDULE_USERNAME = "release-schedule"
 UNRANKED = 10**9
+CHUNK = 5000  # ids per IN list (SQLite's parameter limit)
 ZERO = Decimal(0)
 
 
@@ -244,7 +245,7 @@ def _settings_by_line(rows: dict[int, tuple]) -> dict[int, Decimal | None]:
     return result
 
 
-def _approval_states(line_ids: list[int], day: dt.date) -> tuple[dict[int, int], set[int]]:
+def _approval_states(line_ids: Any, day: dt.date) -> tuple[dict[int, int], set[int]]:
     """Pending ``line.release`` requests by line, and lines whose release was rejected on ``day``."""
     from django.contrib.contenttypes.models import ContentType
 
@@ -302,6 +303,8 @@ def plan_wave(location: Location, *, now: dt.datetime | None = None) -> WavePlan
         allocations[line_id].append((pk, quantity))
     if not allocations:
         return WavePlan(location=location, capacity=capacity, units=[])
+    # The candidates as a subquery, not a list of ids: no parameter limit, one plan per query.
+    candidate_lines = _candidates(location, day).values("line_id")
     line_fields = (
         "pk", "order_id", "order__number", "line", "item__sku", "item__item_class", "quantity", "shipped_quantity",
         "unit_price", "order__ship_complete", "order__credit_hold", "order__customer__credit_hold",
@@ -315,11 +318,11 @@ def plan_wave(location: Location, *, now: dt.datetime | None = None) -> WavePlan
     )
     lines = {
         row[0]: dict(zip(names, row, strict=True))
-        for row in OrderLine.objects.filter(pk__in=list(allocations)).values_list(*line_fields)
+        for row in OrderLine.objects.filter(pk__in=candidate_lines).values_list(*line_fields)
     }
-    ranks = dict(LineDecisionCurrent.objects.filter(line_id__in=list(lines)).values_list("line_id", "log__rank"))
+    ranks = dict(LineDecisionCurrent.objects.filter(line_id__in=candidate_lines).values_list("line_id", "log__rank"))
     thresholds = _settings_by_line(lines)
-    pending, rejected = _approval_states(list(lines), day)
+    pending, rejected = _approval_states(candidate_lines, day)
 
     uncovered = uncovered_lines({row["order_id"] for row in lines.values() if row["ship_complete"]}, day)
 
@@ -440,14 +443,19 @@ def release_allocations(allocation_ids: list[int], *, location: Location, wave: 
     carrying the wave's id. The caller holds the transaction. Returns (lines, quantity)."""
     from integrations import outbox
 
-    rows = list(
-        Allocation.objects.select_for_update(of=("self",))
-        .filter(id__in=allocation_ids, state__in=RELEASABLE_STATES)
-        .values_list("id", "line_id", "location_id", "location__code", "quantity", "line__order__number", "line__line")
-    )
+    rows: list[tuple] = []
+    for start in range(0, len(allocation_ids), CHUNK):
+        rows += (
+            Allocation.objects.select_for_update(of=("self",))
+            .filter(id__in=allocation_ids[start : start + CHUNK], state__in=RELEASABLE_STATES)
+            .values_list("id", "line_id", "location_id", "location__code", "quantity", "line__order__number", "line__line")
+        )
     if not rows:
         return 0, ZERO
-    Allocation.objects.filter(id__in=[row[0] for row in rows]).update(state=AllocationState.RELEASED)
+    for start in range(0, len(rows), CHUNK):
+        Allocation.objects.filter(id__in=[row[0] for row in rows[start : start + CHUNK]]).update(
+            state=AllocationState.RELEASED
+        )
     by_line: dict[int, list[tuple]] = defaultdict(list)
     for row in rows:
         by_line[row[1]].append(row)
