@@ -235,3 +235,11 @@ def expire_quotes_task() -> int:
     from allocation.quotes import expire_quotes
 
     return len(expire_quotes().orders)
+
+
+@shared_task(name="allocation.tasks.kpi_snapshot_task", ignore_result=True)
+def kpi_snapshot_task() -> int:
+    """Beat (hourly) and the dashboard's "refresh": store today's KPI figures (allocation.kpis)."""
+    from allocation.kpis import snapshot
+
+    return snapshot()

@@ -37,3 +37,12 @@ urlpatterns += [
     path("release/<code:code>/", release_views.release_location, name="release_location"),
     path("release/<code:code>/run/", release_views.release_run, name="release_run"),
 ]
+
+# The dashboard (every role's landing page) and KPI pages (allocation.kpi_views).
+from allocation import kpi_views  # noqa: E402
+
+urlpatterns += [
+    path("dashboard/", kpi_views.dashboard, name="dashboard"),
+    path("dashboard/refresh/", kpi_views.refresh, name="kpi_refresh"),
+    path("dashboard/kpis/<slug:code>/", kpi_views.kpi_detail, name="kpi_detail"),
+]

@@ -4,6 +4,7 @@ from django.urls import NoReverseMatch, reverse
 from config import roles
 
 NAVIGATION = [
+    ("Dashboard", "allocation:dashboard", roles.ALL_ROLES),
     ("Orders", "allocation:order_list", roles.READERS),
     ("Inventory", "allocation:inventory_list", roles.READERS),
     ("Supply", "allocation:supply_list", roles.READERS),

@@ -455,6 +455,9 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 # (the window in which a history row is not yet hash-chained) and verifies every chain daily.
 CELERY_IMPORTS = ("allocation.audit.tasks",)
 ALLOT_AUDIT_SEAL_SECONDS = env_float("ALLOT_AUDIT_SEAL_SECONDS", 300.0)
+# KPI snapshots (allocation.kpis): today's figures refreshed hourly; the last one of a day stays as its value.
+ALLOT_KPI_SNAPSHOT_SECONDS = env_float("ALLOT_KPI_SNAPSHOT_SECONDS", 3600.0)
+CELERY_BEAT_SCHEDULE["kpi-snapshots"] = {"task": "allocation.tasks.kpi_snapshot_task", "schedule": ALLOT_KPI_SNAPSHOT_SECONDS}
 CELERY_BEAT_SCHEDULE["seal-audit-records"] = {"task": "allocation.audit.tasks.seal_audit_task", "schedule": ALLOT_AUDIT_SEAL_SECONDS}
 CELERY_BEAT_SCHEDULE["verify-audit-daily"] = {
     "task": "allocation.audit.tasks.verify_audit_task",

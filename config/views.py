@@ -17,10 +17,12 @@ LANDING = [
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    """Send each person to the screen their role starts from."""
+    """Everyone with a role lands on the dashboard (their role's KPIs and what needs them)."""
     from django.urls import NoReverseMatch, reverse
 
     held = roles.roles_of(request.user)
+    if held:
+        return redirect(reverse("allocation:dashboard"))
     for role, url_name in LANDING:
         if role in held:
             try:

@@ -34,3 +34,8 @@ urlpatterns += [
     path("waves/<int:wave_id>", _waves.WaveDetail.as_view(), name="api_wave_detail"),
     path("recommendations/accept", _waves.AcceptRecommendations.as_view(), name="api_recommendations_accept"),
 ]
+
+# KPIs with their definitions and daily series (allocation.kpi_views).
+from allocation import kpi_views as _kpi_views  # noqa: E402
+
+urlpatterns += [path("kpis", _kpi_views.KpiApi.as_view(), name="api_kpis")]

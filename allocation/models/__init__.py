@@ -53,3 +53,7 @@ __all__ += ["AcceptedRecommendation", "LineRelease", "Wave", "WaveLine"]
 from .audit import AuditChainHead, AuditSeal, AuditVerification, RoleChange  # noqa: E402
 
 __all__ += ["AuditChainHead", "AuditSeal", "AuditVerification", "RoleChange"]
+
+from .kpis import KpiSnapshot  # noqa: E402
+
+__all__ += ["KpiSnapshot"]
