@@ -3,6 +3,7 @@ hour), CSV / JSON Lines upload with progress and rejected rows, and replay of st
 with a dry run first. Thin views over ``integrations.freshness``, ``uploads`` and ``replays``."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -41,7 +42,7 @@ def _overview_context(request: HttpRequest, *, upload_form=None, replay_form=Non
         "event_types": EventType.values,
         "uploads": list(EventUpload.objects.select_related("source", "actor").defer("content")[:10]),
         "replays": list(Replay.objects.select_related("source", "planned_by", "applied_by")[:10]),
-        "max_bytes": uploads.settings.ALLOT_UPLOAD_MAX_BYTES,
+        "max_bytes": settings.ALLOT_UPLOAD_MAX_BYTES,
     }
 
 
@@ -60,8 +61,8 @@ def upload_create(request: HttpRequest) -> HttpResponse:
     form = UploadForm(request.POST, request.FILES, sources=_writable_sources(request.user))
     if form.is_valid():
         file = form.cleaned_data["file"]
-        if file.size > uploads.settings.ALLOT_UPLOAD_MAX_BYTES:
-            form.add_error("file", f"The file is {file.size:,} bytes; at most {uploads.settings.ALLOT_UPLOAD_MAX_BYTES:,} are accepted.")
+        if file.size > settings.ALLOT_UPLOAD_MAX_BYTES:
+            form.add_error("file", f"The file is {file.size:,} bytes; at most {settings.ALLOT_UPLOAD_MAX_BYTES:,} are accepted.")
         else:
             try:
                 upload = uploads.create_upload(
