@@ -36,7 +36,10 @@ class ExceptionSerializer(serializers.ModelSerializer):
             "kind", "reasons",
         ]
 
-    reasons = serializers.ListField(source="reason_types", child=serializers.CharField(), read_only=True)
+    reasons = serializers.SerializerMethodField()
+
+    def get_reasons(self, obj: DecisionException) -> list[str]:
+        return list(obj.reason_types or [obj.type])
 
     def get_order(self, obj: DecisionException) -> str | None:
         if obj.line_id:
@@ -58,7 +61,7 @@ class CaseSerializer(serializers.ModelSerializer):
     order = serializers.SerializerMethodField()
     line = serializers.SerializerMethodField()
     sku = serializers.SerializerMethodField()
-    reasons = serializers.ListField(source="reason_types", child=serializers.CharField())
+    reasons = serializers.SerializerMethodField()
     queue = serializers.CharField(source="queue.code", default=None)
     assignee = serializers.CharField(source="assignee.username", default=None)
     value_at_stake = serializers.DecimalField(source="value", max_digits=16, decimal_places=2)
@@ -73,6 +76,10 @@ class CaseSerializer(serializers.ModelSerializer):
     get_order = ExceptionSerializer.get_order
     get_line = ExceptionSerializer.get_line
     get_sku = ExceptionSerializer.get_sku
+
+    def get_reasons(self, obj: DecisionException) -> list[str]:
+        """The open reasons' types; a case raised by ingestion or an integration is its one reason."""
+        return list(obj.reason_types or [obj.type])
 
 
 class ReasonSerializer(serializers.ModelSerializer):

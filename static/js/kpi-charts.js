@@ -31,6 +31,40 @@
       }
     });
   }
-  function all() { document.querySelectorAll("figure.kpi-trend").forEach(draw); }
+  // Fill rates before / after (simulation diff): grouped bars from the table beside them; "before"
+  // is an outlined bar and "after" a solid one, so the two read apart without colour.
+  function drawFill(figure) {
+    var table = figure.nextElementSibling;
+    var canvas = figure.querySelector("canvas");
+    if (!table || !canvas || typeof Chart === "undefined" || canvas.dataset.drawn) return;
+    var names = [], before = [], after = [];
+    table.querySelectorAll("tbody tr").forEach(function (row) {
+      names.push(row.dataset.name);
+      var cells = row.querySelectorAll("td.num");  // before, after, change (the change is not drawn)
+      before.push(parseFloat(cells[0].textContent.replace(",", ".")));
+      after.push(parseFloat(cells[1].textContent.replace(",", ".")));
+    });
+    if (!names.length) return;
+    canvas.dataset.drawn = "1";
+    canvas.hidden = false;
+    figure.style.height = Math.max(120, 28 * names.length + 60) + "px";
+    new Chart(canvas, {
+      type: "bar",
+      data: { labels: names, datasets: [
+        { label: "before (outlined)", data: before, backgroundColor: "rgba(0,0,0,0)", borderColor: "#5d6678", borderWidth: 2 },
+        { label: "after (solid)", data: after, backgroundColor: "#1f5fbf", borderColor: "#1f5fbf", borderWidth: 2 }
+      ] },
+      options: {
+        indexAxis: "y", animation: false, responsive: true, maintainAspectRatio: false,
+        plugins: { title: { display: true, text: "Fill rate before and after (%)" } },
+        scales: { x: { min: 0, max: 100, title: { display: true, text: "fill rate %" } } }
+      }
+    });
+  }
+  function all() {
+    document.querySelectorAll("figure.kpi-trend").forEach(function (f) { if (!f.dataset.drawn) { f.dataset.drawn = "1"; draw(f); } });
+    document.querySelectorAll("figure.fill-chart").forEach(drawFill);
+  }
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", all); else all();
+  document.addEventListener("htmx:afterSettle", all);
 })();
