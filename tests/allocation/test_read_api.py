@@ -89,7 +89,7 @@ def test_item_lists_substitutes_by_sku(api, distributor):
     body = api.get("/api/v1/items/VLV-0001").json()
 
     assert body == {"sku": "VLV-0001", "description": "Ball valve 1in brass", "item_class": "valves", "uom": "EA",
-                    "unit_cost": "60.0000", "substitutes": [{"sku": "VLV-0002", "priority": 1}]}
+                    "unit_cost": "60.0000", "pack_size": "1.000", "substitutes": [{"sku": "VLV-0002", "priority": 1}]}
 
 
 @pytest.mark.parametrize(
