@@ -71,7 +71,12 @@ def users_with_role(role: str) -> list[int]:
 
 
 def case_link(case_id: int) -> str:
-    return reverse("exceptions:exception_detail", args=[case_id])
+    # One reverse for any number of cases (a bulk escalation links thousands).
+    return _case_prefix() + f"{int(case_id)}/"
+
+
+def _case_prefix() -> str:
+    return reverse("exceptions:exception_detail", args=[0])[: -len("0/")]
 
 
 def safe_link(name: str, *args: Any) -> str:
@@ -139,6 +144,7 @@ def cases_escalated(cases: list[Any], *, previous_assignees: dict[int, int | Non
     one per case. Two queries and one insert for any number of cases."""
     rows: list[tuple[Any, str, str, str]] = []
     by_queue: dict[int, list[Any]] = {}
+    prefix = _case_prefix()
     for case in cases:
         by_queue.setdefault(case.queue_id, []).append(case)
         previous = previous_assignees.get(case.pk)
@@ -146,7 +152,7 @@ def cases_escalated(cases: list[Any], *, previous_assignees: dict[int, int | Non
             rows.append((
                 previous, NotificationKind.CASE_ESCALATED,
                 f"Case #{case.pk} ({case.get_type_display()}) passed its SLA and was escalated to {case.queue.name}; it is no longer claimed by you.",
-                case_link(case.pk),
+                f"{prefix}{case.pk}/",
             ))
     groups = {case.queue.group for case in cases}
     members: dict[str, list[int]] = {group: [] for group in groups}
