@@ -315,6 +315,12 @@ def load_input(
         .values_list("id", "line_id", "item__sku", "location__code", "supply__ref", "quantity", "confirmed_date", "state")
     )
 
+    # Decision support (insights): the reliability model's confidence for inbound it knows
+    # (ALLOT_RELIABILITY_CONFIDENCE), and late-order risk for lines whose policy weights `risk`.
+    from insights import reliability, risk
+
+    inbound = reliability.apply_confidence(inbound)
+    lines = risk.apply(lines, existing, inbound)
     # Custom factors (allocation.plugins): computed once, in bulk, for the lines whose policy names them.
     engine_lines, plugin_warnings = plugins.apply(lines)
     engine_input = et.EngineInput(
@@ -347,8 +353,14 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
 
     source = loaded.engine_input
     # The draft may weight other factor plugins: computed again under its settings.
+    from insights import risk  # the draft may weight the late-order risk factor (insights.risk)
+
     lines, plugin_warnings = plugins.apply(
-        [replace(line, settings=context.settings_for(dimension_values(line))) for line in source.lines]
+        risk.apply(
+            [replace(line, settings=context.settings_for(dimension_values(line))) for line in source.lines],
+            source.existing,
+            source.inbound,
+        )
     )
     engine_input = replace(
         source,

@@ -212,7 +212,7 @@ def line_why(number: str, line: int) -> LineWhy:
     )
     log = current.log if current is not None else None
     allocations = list(
-        Allocation.objects.filter(line=order_line).select_related("item", "location", "supply").order_by(
+        Allocation.objects.filter(line=order_line).select_related("item", "location", "supply", "supply__estimate").order_by(
             "confirmed_date", "id"
         )
     )

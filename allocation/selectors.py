@@ -182,7 +182,7 @@ def supply_rows() -> QuerySet[Supply]:
     """Supply with open and allocated quantity, and its latest receipt (date and days late)."""
     latest_receipt = SupplyReceipt.objects.filter(supply=OuterRef("pk")).order_by("-received_at", "-id")
     return (
-        Supply.objects.select_related("item", "location")
+        Supply.objects.select_related("item", "location", "estimate")  # estimate: insights (confidence used)
         .annotate(
             open_quantity_value=Greatest(
                 ExpressionWrapper(F("quantity") - F("received_quantity"), output_field=QUANTITY), ZERO,

@@ -16,6 +16,7 @@ NAVIGATION = [
     ("Integrations", "integrations:overview", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Audit", "audit:trail", roles.READERS),
+    ("Models", "insights:models", {roles.PLANNER, roles.POLICY_ADMIN, roles.APPROVER}),
     ("Exports", "integrations:export_list", {roles.FINANCE}),
 ]
 

@@ -137,6 +137,7 @@ INSTALLED_APPS = [
     "policies",
     "exceptions",
     "integrations",
+    "insights",
 ]
 
 MIDDLEWARE = [
@@ -463,3 +464,13 @@ CELERY_BEAT_SCHEDULE["verify-audit-daily"] = {
     "task": "allocation.audit.tasks.verify_audit_task",
     "schedule": crontab(hour=env_int("ALLOT_AUDIT_VERIFY_HOUR", 3), minute=30),
 }
+# Decision support (insights, issue 13): the supplier reliability model's on-time probability is the
+# confidence runs count inbound with (when the model is active and has >= MIN_RECEIPTS receipts).
+ALLOT_RELIABILITY_CONFIDENCE = env_bool("ALLOT_RELIABILITY_CONFIDENCE", True)
+ALLOT_RELIABILITY_MIN_RECEIPTS = env_int("ALLOT_RELIABILITY_MIN_RECEIPTS", 5)
+ALLOT_MODEL_MIN_TRAINING_ROWS = env_int("ALLOT_MODEL_MIN_TRAINING_ROWS", 20)
+ALLOT_MODEL_MAX_BRIER = env_float("ALLOT_MODEL_MAX_BRIER", 0.25)
+ALLOT_STOCKOUT_HORIZON_DAYS = env_int("ALLOT_STOCKOUT_HORIZON_DAYS", 14)
+ALLOT_TRANSFER_MIN_VALUE = env_float("ALLOT_TRANSFER_MIN_VALUE", 500.0)  # a transfer must help at least this value
+ALLOT_INSIGHTS_SECONDS = env_float("ALLOT_INSIGHTS_SECONDS", 3600.0)
+CELERY_BEAT_SCHEDULE["decision-support"] = {"task": "insights.tasks.refresh_task", "schedule": ALLOT_INSIGHTS_SECONDS}

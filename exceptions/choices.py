@@ -21,6 +21,9 @@ class ExceptionType(models.TextChoices):
     # Raised by integrations
     STALE_FEED = "stale_feed"
     OUTBOX_DEAD_LETTER = "outbox_dead_letter"
+    # Raised by decision support (insights)
+    STOCKOUT_RISK = "stockout_risk"
+    TRANSFER_RECOMMENDED = "transfer_recommended"
 
 
 RUN_EXCEPTION_TYPES = frozenset(

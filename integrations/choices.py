@@ -56,6 +56,7 @@ class OutboxType(models.TextChoices):
     PROMISE_CHANGED = "promise.changed", "promise.changed"
     ORDER_RELEASED = "order.released", "order.released"
     QUOTE_EXPIRED = "quote.expired", "quote.expired"
+    TRANSFER_REQUESTED = "transfer.requested", "transfer.requested"
 
 
 class OutboxStatus(models.TextChoices):

@@ -1,0 +1,9 @@
+"""Beat: retrain the governed models, then raise/resolve stockout-risk and transfer cases."""
+from celery import shared_task
+
+
+@shared_task(name="insights.tasks.refresh_task")
+def refresh_task() -> dict:
+    from insights import services
+
+    return services.refresh(actor="beat")

@@ -1,0 +1,69 @@
+"""Decision support screens (thin): the Models screen and transfer recommendations."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from config import roles
+from config.roles import role_required
+from exceptions.choices import ACTIVE_STATUSES, ExceptionType
+from exceptions.errors import ApprovalError
+from exceptions.models import ApprovalRequest, DecisionException
+from insights import transfers
+from insights.models import ModelVersion, SupplyEstimate
+
+VIEWERS = (roles.PLANNER, roles.POLICY_ADMIN, roles.APPROVER)
+RECOMMENDATION_TYPES = (ExceptionType.TRANSFER_RECOMMENDED, ExceptionType.STOCKOUT_RISK)
+
+
+@role_required(*VIEWERS)
+def models_screen(request: HttpRequest) -> HttpResponse:
+    """Every model's latest version (inputs, quality, status and reason) and its history; read-only."""
+    versions = list(ModelVersion.objects.order_by("name", "-version")[:50])
+    latest: dict[str, ModelVersion] = {}
+    for version in versions:
+        latest.setdefault(version.name, version)
+    estimates = list(
+        SupplyEstimate.objects.select_related("supply__item", "supply__location")
+        .exclude(on_time_probability=None).order_by("on_time_probability", "supply__ref")[:25]
+    )
+    counts = {source: SupplyEstimate.objects.filter(confidence_source=source).count() for source in ("model", "sent")}
+    return render(request, "insights/models.html", {
+        "latest": list(latest.values()), "versions": versions, "estimates": estimates, "counts": counts,
+    })
+
+
+@role_required(*VIEWERS)
+def recommendation_list(request: HttpRequest) -> HttpResponse:
+    cases = list(
+        DecisionException.objects.filter(type__in=RECOMMENDATION_TYPES, status__in=[str(s) for s in ACTIVE_STATUSES])
+        .order_by("type", "-value", "pk")[:200]
+    )
+    return render(request, "insights/recommendations.html", {"cases": cases})
+
+
+@role_required(*VIEWERS)
+def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    case = get_object_or_404(DecisionException, pk=pk, type__in=RECOMMENDATION_TYPES)
+    approvals = list(
+        ApprovalRequest.objects.filter(kind=transfers.APPROVAL_KIND, subject_id=case.pk)
+        .select_related("requested_by", "decided_by").order_by("-created_at")
+    )
+    return render(request, "insights/recommendation_detail.html", {
+        "case": case, "approvals": approvals, "can_request": roles.has_role(request.user, {roles.PLANNER})
+        and case.type == ExceptionType.TRANSFER_RECOMMENDED and case.status in ("open", "claimed"),
+    })
+
+
+@role_required(roles.PLANNER)
+@require_POST
+def recommendation_request(request: HttpRequest, pk: int) -> HttpResponse:
+    note = request.POST.get("note", "")[:500].replace("\x00", "")
+    try:
+        approval = transfers.request(pk, actor=request.user, note=note)
+        messages.success(request, f"Asked for approval (request #{approval.pk}): another approver decides it.")
+    except (transfers.TransferError, ApprovalError) as error:
+        messages.error(request, error.message)
+    return redirect("insights:recommendation_detail", pk=pk)
