@@ -10,3 +10,5 @@ class AllocationConfig(AppConfig):
         from allocation.releases import register_approvals
 
         register_approvals()
+        # Decision support: the approval handler of transfer recommendations (kind transfer.recommendation).
+        from allocation.insights import transfers  # noqa: F401

@@ -317,7 +317,7 @@ def load_input(
 
     # Decision support (insights): the reliability model's confidence for inbound it knows
     # (ALLOT_RELIABILITY_CONFIDENCE), and late-order risk for lines whose policy weights `risk`.
-    from insights import reliability, risk
+    from allocation.insights import reliability, risk
 
     inbound = reliability.apply_confidence(inbound)
     lines = risk.apply(lines, existing, inbound)
@@ -353,7 +353,8 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
 
     source = loaded.engine_input
     # The draft may weight other factor plugins: computed again under its settings.
-    from insights import risk  # the draft may weight the late-order risk factor (insights.risk)
+    # The draft may weight the late-order risk factor (allocation.insights.risk).
+    from allocation.insights import risk
 
     lines, plugin_warnings = plugins.apply(
         risk.apply(

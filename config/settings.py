@@ -137,7 +137,6 @@ INSTALLED_APPS = [
     "policies",
     "exceptions",
     "integrations",
-    "insights",
 ]
 
 MIDDLEWARE = [
@@ -454,7 +453,7 @@ SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # Audit trail (allocation.audit): beat seals new audit records every ALLOT_AUDIT_SEAL_SECONDS
 # (the window in which a history row is not yet hash-chained) and verifies every chain daily.
-CELERY_IMPORTS = ("allocation.audit.tasks",)
+CELERY_IMPORTS = ("allocation.audit.tasks", "allocation.insights.tasks")
 ALLOT_AUDIT_SEAL_SECONDS = env_float("ALLOT_AUDIT_SEAL_SECONDS", 300.0)
 # KPI snapshots (allocation.kpis): today's figures refreshed hourly; the last one of a day stays as its value.
 ALLOT_KPI_SNAPSHOT_SECONDS = env_float("ALLOT_KPI_SNAPSHOT_SECONDS", 3600.0)
@@ -464,7 +463,7 @@ CELERY_BEAT_SCHEDULE["verify-audit-daily"] = {
     "task": "allocation.audit.tasks.verify_audit_task",
     "schedule": crontab(hour=env_int("ALLOT_AUDIT_VERIFY_HOUR", 3), minute=30),
 }
-# Decision support (insights, issue 13): the supplier reliability model's on-time probability is the
+# Decision support (allocation.insights, issue 13): the supplier reliability model's on-time probability is the
 # confidence runs count inbound with (when the model is active and has >= MIN_RECEIPTS receipts).
 ALLOT_RELIABILITY_CONFIDENCE = env_bool("ALLOT_RELIABILITY_CONFIDENCE", True)
 ALLOT_RELIABILITY_MIN_RECEIPTS = env_int("ALLOT_RELIABILITY_MIN_RECEIPTS", 5)
@@ -473,4 +472,4 @@ ALLOT_MODEL_MAX_BRIER = env_float("ALLOT_MODEL_MAX_BRIER", 0.25)
 ALLOT_STOCKOUT_HORIZON_DAYS = env_int("ALLOT_STOCKOUT_HORIZON_DAYS", 14)
 ALLOT_TRANSFER_MIN_VALUE = env_float("ALLOT_TRANSFER_MIN_VALUE", 500.0)  # a transfer must help at least this value
 ALLOT_INSIGHTS_SECONDS = env_float("ALLOT_INSIGHTS_SECONDS", 3600.0)
-CELERY_BEAT_SCHEDULE["decision-support"] = {"task": "insights.tasks.refresh_task", "schedule": ALLOT_INSIGHTS_SECONDS}
+CELERY_BEAT_SCHEDULE["decision-support"] = {"task": "allocation.insights.tasks.refresh_task", "schedule": ALLOT_INSIGHTS_SECONDS}

@@ -22,5 +22,5 @@ urlpatterns = [
     path("exceptions/", include("exceptions.urls")),
     path("integrations/", include("integrations.urls")),
     path("audit/", include("allocation.audit.urls")),
-    path("insights/", include("insights.urls")),
+    path("insights/", include("allocation.insights.urls")),
 ]

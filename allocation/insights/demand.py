@@ -43,7 +43,7 @@ class Picture:
 
 def picture(as_of: dt.date, *, window_days: int = 30) -> Picture:
     """Six queries, whatever the number of lines."""
-    from insights.models import SupplyEstimate
+    from allocation.models import SupplyEstimate
 
     pic = Picture()
     pic.ids["item"], pic.ids["location"] = {}, {}

@@ -221,8 +221,7 @@ def enabled() -> bool:
 def train(*, as_of: dt.date, actor: str = "") -> Any:
     """Backtest, judge, refit on all history and score every open supply; returns the ModelVersion."""
     from allocation.choices import SupplyStatus
-    from allocation.models import Supply
-    from insights.models import ModelStatus, ModelVersion, SupplyEstimate
+    from allocation.models import ModelStatus, ModelVersion, Supply, SupplyEstimate
 
     started = time.perf_counter()
     history = receipt_history(as_of)
@@ -300,7 +299,7 @@ def apply_confidence(inbound: Sequence[Any]) -> tuple:
     """
     if not inbound or not enabled():
         return tuple(inbound)
-    from insights.models import SupplyEstimate
+    from allocation.models import SupplyEstimate
 
     model = dict(SupplyEstimate.objects.filter(confidence_source="model").values_list("supply__ref", "confidence_used"))
     if not model:

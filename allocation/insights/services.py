@@ -5,7 +5,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from insights import reliability, stockout, transfers
+from allocation.insights import reliability, stockout, transfers
 
 
 def refresh(*, as_of: dt.date | None = None, actor: str = "") -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 
+from allocation.insights import demand
 from exceptions.choices import ACTIVE_STATUSES, ExceptionType, Severity
 from exceptions.models import DecisionException
-from insights import demand
 
 WINDOW_DAYS = 30
 

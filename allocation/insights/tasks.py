@@ -2,8 +2,8 @@
 from celery import shared_task
 
 
-@shared_task(name="insights.tasks.refresh_task")
+@shared_task(name="allocation.insights.tasks.refresh_task")
 def refresh_task() -> dict:
-    from insights import services
+    from allocation.insights import services
 
     return services.refresh(actor="beat")

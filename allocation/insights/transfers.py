@@ -27,13 +27,13 @@ from django.db import transaction
 from django.utils import timezone
 
 from allocation.choices import SupplyKind, SupplyStatus
+from allocation.insights import demand
 from allocation.models import Item, Lane, Location, Supply
 from config import roles
 from exceptions import approvals
 from exceptions.choices import ExceptionStatus, ExceptionType, Severity
 from exceptions.errors import ApprovalNotAllowed
 from exceptions.models import DecisionException
-from insights import demand
 from integrations.choices import OutboxType
 from integrations.models import OutboxMessage
 from integrations.outbox import quantity_text

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from insights import views
+from allocation.insights import views
 
 app_name = "insights"
 

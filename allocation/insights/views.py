@@ -6,13 +6,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from allocation.insights import transfers
+from allocation.models import ModelVersion, SupplyEstimate
 from config import roles
 from config.roles import role_required
 from exceptions.choices import ACTIVE_STATUSES, ExceptionType
 from exceptions.errors import ApprovalError
 from exceptions.models import ApprovalRequest, DecisionException
-from insights import transfers
-from insights.models import ModelVersion, SupplyEstimate
 
 VIEWERS = (roles.PLANNER, roles.POLICY_ADMIN, roles.APPROVER)
 RECOMMENDATION_TYPES = (ExceptionType.TRANSFER_RECOMMENDED, ExceptionType.STOCKOUT_RISK)
@@ -30,7 +30,7 @@ def models_screen(request: HttpRequest) -> HttpResponse:
         .exclude(on_time_probability=None).order_by("on_time_probability", "supply__ref")[:25]
     )
     counts = {source: SupplyEstimate.objects.filter(confidence_source=source).count() for source in ("model", "sent")}
-    return render(request, "insights/models.html", {
+    return render(request, "allocation/insights/models.html", {
         "latest": list(latest.values()), "versions": versions, "estimates": estimates, "counts": counts,
     })
 
@@ -41,7 +41,7 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
         DecisionException.objects.filter(type__in=RECOMMENDATION_TYPES, status__in=[str(s) for s in ACTIVE_STATUSES])
         .order_by("type", "-value", "pk")[:200]
     )
-    return render(request, "insights/recommendations.html", {"cases": cases})
+    return render(request, "allocation/insights/recommendations.html", {"cases": cases})
 
 
 @role_required(*VIEWERS)
@@ -51,7 +51,7 @@ def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
         ApprovalRequest.objects.filter(kind=transfers.APPROVAL_KIND, subject_id=case.pk)
         .select_related("requested_by", "decided_by").order_by("-created_at")
     )
-    return render(request, "insights/recommendation_detail.html", {
+    return render(request, "allocation/insights/recommendation_detail.html", {
         "case": case, "approvals": approvals, "can_request": roles.has_role(request.user, {roles.PLANNER})
         and case.type == ExceptionType.TRANSFER_RECOMMENDED and case.status in ("open", "claimed"),
     })

@@ -57,3 +57,7 @@ __all__ += ["AuditChainHead", "AuditSeal", "AuditVerification", "RoleChange"]
 from .kpis import KpiSnapshot  # noqa: E402
 
 __all__ += ["KpiSnapshot"]
+
+from .insights import ModelStatus, ModelVersion, SupplyEstimate  # noqa: E402  (decision support, allocation.insights)
+
+__all__ += ["ModelStatus", "ModelVersion", "SupplyEstimate"]

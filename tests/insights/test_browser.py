@@ -30,9 +30,9 @@ def log_in(page, live_server, user) -> None:
 def test_models_screen_and_a_transfer_accepted_through_approval(
     page, live_server, planner, approver, make_receipts, two_warehouses, in_process_tasks
 ):
+    from allocation.insights import reliability, transfers
     from allocation.models import Supply
     from exceptions.models import DecisionException
-    from insights import reliability, transfers
     from integrations.models import OutboxMessage
 
     make_receipts("HARBOR", "WH-B", "purchase_order", [3, 0, 5, 2, 7, 1, -1, 4, 2, 6] * 3)

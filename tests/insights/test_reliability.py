@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from insights import reliability
-from insights.reliability import Receipt
+from allocation.insights import reliability
+from allocation.insights.reliability import Receipt
 
 DAY = dt.date(2026, 6, 1)
 

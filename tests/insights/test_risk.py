@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from insights.risk import line_risk
+from allocation.insights.risk import line_risk
 
 DUE = dt.date(2026, 6, 10)
 

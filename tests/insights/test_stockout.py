@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from insights import stockout
+from allocation.insights import stockout
 
 DAY = dt.date(2026, 6, 1)
 

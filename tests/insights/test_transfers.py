@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from insights import transfers
+from allocation.insights import transfers
 
 DAY = dt.date(2026, 6, 1)
 

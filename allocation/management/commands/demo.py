@@ -132,7 +132,7 @@ class Command(BaseCommand):
         """Before the run: train the reliability model on the receipt history (the run counts inbound
         with it); after: raise stockout-risk and transfer cases from what the run left short (insights)."""
         from allocation.dates import business_today
-        from insights import reliability, stockout, transfers
+        from allocation.insights import reliability, stockout, transfers
 
         started = time.monotonic()
         if train:

@@ -5,8 +5,8 @@ import json
 
 from django.core.management.base import BaseCommand
 
-from insights import services
-from insights.models import ModelVersion
+from allocation.insights import services
+from allocation.models import ModelVersion
 
 
 class Command(BaseCommand):
