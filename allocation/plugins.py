@@ -34,7 +34,6 @@ import dataclasses
 import functools
 import importlib
 import logging
-import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -214,7 +213,8 @@ def _budget() -> float:
 
 
 def _checked(value: Any, line: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not 0 <= value <= 1:
+    # type() not isinstance(): bool is an int but no factor; NaN fails both comparisons.
+    if type(value) not in (float, int) or not 0 <= value <= 1:
         raise PluginProblem("out_of_range", f"returned {value!r} for line {line.order}/{line.line}; a factor is a number in [0, 1]")
     return float(value)
 
@@ -237,25 +237,41 @@ def _values(plugin: FactorPlugin, lines: Sequence[Any], budget: float) -> list[f
             if len(found) != len(lines):
                 raise PluginProblem("failed", f"bulk returned {len(found)} values for {len(lines)} lines")
         return [_checked(value, line) for value, line in zip(found, lines, strict=True)]
+    function = plugin.function
+    clock = time.perf_counter
+    deadline = started + budget
     values = []
+    append = values.append
     for line in lines:
-        values.append(_checked(plugin.function(line), line))
-        check_time()
+        value = function(line)
+        if type(value) is not float or not 0.0 <= value <= 1.0:
+            value = _checked(value, line)
+        append(value)
+        if clock() > deadline:
+            check_time()
     return values
 
 
 def compute(lines: Sequence[Any], *, budget_seconds: float | None = None) -> PluginOutcome:
     """Call every plugin some line's settings name, once, for those lines (see the module doc)."""
     wanted: dict[str, list[Any]] = {}
+    names_of: dict[int, tuple[str, ...]] = {}  # settings are shared per scope combination
     for line in lines:
-        for name, _weight in line.settings.factor_plugins:
-            wanted.setdefault(name, []).append(line)
+        line_settings = line.settings
+        names = names_of.get(id(line_settings))
+        if names is None:
+            names = names_of[id(line_settings)] = tuple(name for name, _weight in line_settings.factor_plugins)
+        for name in names:
+            found = wanted.get(name)
+            if found is None:
+                found = wanted[name] = []
+            found.append(line)
     outcome = PluginOutcome()
     if not wanted:
         return outcome
     known = registry().plugins
     budget = _budget() if budget_seconds is None else budget_seconds
-    per_line: dict[int, list[tuple[str, float]]] = {}
+    per_line: dict[int, tuple[tuple[str, float], ...]] = {}
     for name in sorted(wanted):
         chosen = wanted[name]
         plugin = known.get(name)
@@ -270,8 +286,10 @@ def compute(lines: Sequence[Any], *, budget_seconds: float | None = None) -> Plu
             outcome.warnings.append(_warning(name, "failed", f"raised {type(error).__name__}: {error}", len(chosen), plugin))
             continue
         for line, value in zip(chosen, values, strict=True):
-            per_line.setdefault(line.key, []).append((name, value))
-    outcome.values = {key: tuple(found) for key, found in per_line.items()}
+            key = line.key
+            pair = ((name, value),)
+            per_line[key] = per_line[key] + pair if key in per_line else pair
+    outcome.values = per_line
     return outcome
 
 
