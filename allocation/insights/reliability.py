@@ -72,16 +72,18 @@ class Stats:
     n: int = 0
     on_time: int = 0
     late_days: list[int] = field(default_factory=list)  # max(days_late, 0) per receipt
+    _delay: tuple[float, float] | None = None  # computed once, after fitting
 
     @property
     def probability(self) -> float:
         return (self.on_time + 1) / (self.n + 2)
 
     def delay(self) -> tuple[float, float]:
-        values = sorted(self.late_days)
-        mean = sum(values) / len(values)
-        rank = max(math.ceil(0.9 * len(values)), 1)
-        return mean, float(values[rank - 1])
+        if self._delay is None:
+            values = sorted(self.late_days)
+            rank = max(math.ceil(0.9 * len(values)), 1)
+            self._delay = (sum(values) / len(values), float(values[rank - 1]))
+        return self._delay
 
 
 @dataclass(frozen=True, slots=True)

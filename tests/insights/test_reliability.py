@@ -126,3 +126,24 @@ def test_models_command_prints_json(make_receipts, capsys):
     assert model["quality"]["brier"] is not None and model["status"] in ("active", "fallback")
     call_command("models", "--json", "--no-train")
     assert json.loads(capsys.readouterr().out)["models"][0]["version"] == 1
+
+
+@pytest.mark.django_db
+def test_the_supply_list_and_models_screen_say_which_confidence_counted(make_receipts, as_planner):
+    from allocation.models import Supply
+
+    make_receipts("LATE", "WH", "purchase_order", [3, 0, 5, 2, 7, 1, -1, 4, 2, 6] * 3)
+    first = Supply.objects.first()
+    Supply.objects.create(ref="PO-LATE", kind="purchase_order", item_id=first.item_id, location_id=first.location_id,
+                          quantity=5, eta=DAY, supplier="LATE", confidence=1)
+    Supply.objects.create(ref="PO-NOBODY", kind="asn", item_id=first.item_id, location_id=first.location_id,
+                          quantity=5, eta=DAY, supplier="NOBODY", confidence=Decimal("0.7"))
+    version = reliability.train(as_of=DAY)
+    assert version.status == "active", version.reason
+    html = as_planner.get("/supply/?status=open").content.decode()
+    late_row = html.split('data-key="PO-LATE"')[1].split("</tr>")[0]
+    assert "model 0.22" in late_row
+    nobody_row = html.split('data-key="PO-NOBODY"')[1].split("</tr>")[0]
+    assert "0.70" in nobody_row and "sent" in nobody_row
+    screen = as_planner.get("/insights/models/").content.decode()
+    assert 'data-status="active"' in screen and str(version.quality["brier"]) in screen and "PO-LATE" in screen
