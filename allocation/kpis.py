@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.db import connection
 from django.db.models import (
     Count,
     DecimalField,
@@ -81,7 +83,8 @@ class Kpi:
     higher_is_better: bool = True
 
     def points(self, ctx: Context | None = None) -> list[Point]:
-        return self.compute(ctx or Context.current())
+        with _without_jit():
+            return self.compute(ctx or Context.current())
 
     def total(self, ctx: Context | None = None) -> float | None:
         """The whole-book figure ("" segment), when the KPI has one."""
@@ -100,6 +103,28 @@ class Kpi:
 
 
 # --------------------------------------------------------------------------- building blocks
+
+
+@contextmanager
+def _without_jit():
+    """PostgreSQL's JIT off while a KPI is computed: the planner's estimate for the per-line
+    subqueries of the fill rates makes it compile them, ~0.9 s of a 1.6 s query at 100k lines."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('jit'), set_config('jit', 'off', false)")
+        before = cursor.fetchone()[0]
+    failed = False
+    try:
+        yield
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        if not (failed and connection.in_atomic_block):  # a rollback restores it in an aborted transaction
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT set_config('jit', %s, false)", [before])
 
 
 def _pct(part: float | int | Decimal, whole: float | int | Decimal) -> float | None:
@@ -156,11 +181,12 @@ def _fill_rate(by: str) -> Callable[[Context], list[Point]]:
         if by == "location":
             lines = lines.annotate(location_code=Coalesce("ship_from__code", "order__customer__home_location__code"))
         otif = Q(on_time__gte=F("open_qty"))
-        total = lines.aggregate(n=Count("id"), otif=Count("id", filter=otif))
-        points = [Point("", _pct(total["otif"], total["n"]), {"lines": total["n"], "otif": total["otif"]})]
-        rows = lines.values(FILL_DIMENSIONS[by]).annotate(n=Count("id"), otif=Count("id", filter=otif)).order_by(
+        rows = list(lines.values(FILL_DIMENSIONS[by]).annotate(n=Count("id"), otif=Count("id", filter=otif)).order_by(
             FILL_DIMENSIONS[by]
-        )
+        ))
+        # Every line is in exactly one group (no value: the "—" group): the book's figure is their sum.
+        total = {"n": sum(row["n"] for row in rows), "otif": sum(row["otif"] for row in rows)}
+        points = [Point("", _pct(total["otif"], total["n"]), {"lines": total["n"], "otif": total["otif"]})]
         for row in rows:
             points.append(Point(str(row[FILL_DIMENSIONS[by]] or "—"), _pct(row["otif"], row["n"]),
                                 {"lines": row["n"], "otif": row["otif"]}))
@@ -813,17 +839,22 @@ def visible_to(user_roles: Iterable[str]) -> list[Kpi]:
 
 def at_risk_orders(limit: int = 15) -> list[dict]:
     """Orders whose lines have an open work case of a shortage or a promise at risk, most value first."""
-    rows = (
+    # Grouped by the order (its id and number), the customer read for the top rows only: grouping
+    # by the customer's text columns over every open case cost ~4x more at 100k lines.
+    top = list(
         _active_cases().filter(kind="work", line__isnull=False,
                                type__in=["priority_shortage", "promise_at_risk", "allocation_reversed"])
-        .values("line__order__number", "line__order__customer__code", "line__order__customer__name",
-                "line__order__customer__tier")
-        .annotate(cases=Count("id"), value=Sum("value"))
-        .order_by("-value", "line__order__number")[:limit]
+        .values("line__order_id", "line__order__number").annotate(cases=Count("id"), value=Sum("value"))
+        .order_by("-value", "line__order__number")
+        .values_list("line__order_id", "line__order__number", "cases", "value")[:limit]
     )
+    customers = {
+        o["id"]: o for o in Order.objects.filter(pk__in=[row[0] for row in top])
+        .values("id", "customer__code", "customer__name", "customer__tier")
+    }
     return [
-        {"order": r["line__order__number"], "customer": r["line__order__customer__code"],
-         "customer_name": r["line__order__customer__name"], "tier": r["line__order__customer__tier"],
-         "cases": r["cases"], "value": r["value"]}
-        for r in rows
+        {"order": number, "customer": customers[pk]["customer__code"],
+         "customer_name": customers[pk]["customer__name"], "tier": customers[pk]["customer__tier"],
+         "cases": cases, "value": value}
+        for pk, number, cases, value in top
     ]
