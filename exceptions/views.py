@@ -412,6 +412,9 @@ def approval_inbox(request: HttpRequest) -> HttpResponse:
         .order_by("created_at", "pk")[:SIDE_LIST_SIZE]
     )
     context["authored"] = list(selectors.approvals_awaiting_another(request.user)[:SIDE_LIST_SIZE])
+    from allocation.templatetags.audit_tags import with_policy_subjects
+
+    with_policy_subjects([*context["decided"], *context["mine"], *context["authored"], *page.object_list])
     return render(request, "exceptions/approval_inbox.html", context)
 
 

@@ -21,9 +21,11 @@ def approval_words(approval: Any, subject: Any = None) -> str:
     from allocation.audit.selectors import approval_words as words
 
     if subject is None and approval.kind == "policy_activation":
-        from policies.models import PolicyVersion
+        subject = getattr(approval, "policy_subject", None)  # set in bulk by with_policy_subjects
+        if subject is None:
+            from policies.models import PolicyVersion
 
-        subject = PolicyVersion.objects.filter(pk=approval.subject_id).first()
+            subject = PolicyVersion.objects.filter(pk=approval.subject_id).first()
     return words(approval, subject)
 
 
@@ -38,3 +40,16 @@ def case_approvals(case: Any) -> list[Any]:
         ApprovalRequest.objects.filter(subject_type=ContentType.objects.get_for_model(type(case)), subject_id=case.pk)
         .select_related("requested_by", "decided_by").order_by("created_at", "pk")
     )
+
+
+def with_policy_subjects(approval_list: list[Any]) -> list[Any]:
+    """Attach the policy version each policy approval is about, in one query for the list
+    (``approval_words`` then asks nothing per row)."""
+    from policies.models import PolicyVersion
+
+    ids = {a.subject_id for a in approval_list if a.kind == "policy_activation"}
+    versions = PolicyVersion.objects.in_bulk(ids) if ids else {}
+    for approval in approval_list:
+        if approval.kind == "policy_activation":
+            approval.policy_subject = versions.get(approval.subject_id)
+    return approval_list
