@@ -328,7 +328,8 @@ def persist_result(
         run=run,
         stakes=_stakes(loaded, engine_result),
     )
-    from allocation.audit.chain import seal_run_decisions  # tamper evidence (hash chain), last: its lock is short
+    # Tamper evidence (hash chain), last: its lock is short.
+    from allocation.audit.chain import seal_run_decisions
 
     seal_run_decisions(run.pk)
     return PersistStats(
