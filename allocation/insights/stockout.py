@@ -20,6 +20,7 @@ from django.db import transaction
 from allocation.insights import demand
 from exceptions.choices import ACTIVE_STATUSES, ExceptionType, Severity
 from exceptions.models import DecisionException
+from integrations.outbox import quantity_text
 
 WINDOW_DAYS = 30
 
@@ -88,8 +89,8 @@ def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
             key=key,
             message=(
                 f"{c.sku} at {c.location} runs out {'now' if c.days == 0 else f'in {c.days:g} days'} "
-                f"(horizon {horizon} days): {c.available:f} on hand + {c.inbound:.0f} inbound by confidence "
-                f"- {c.open_demand:f} open demand, {c.daily_rate:.1f}/day recently"
+                f"(horizon {horizon} days): {quantity_text(c.available)} on hand + {c.inbound:.0f} inbound by confidence "
+                f"- {quantity_text(c.open_demand)} open demand, {c.daily_rate:.1f}/day recently"
             ),
             details={
                 "sku": c.sku, "location": c.location, "days_of_cover": c.days, "horizon_days": horizon,

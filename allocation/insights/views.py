@@ -15,6 +15,7 @@ from exceptions.errors import ApprovalError
 from exceptions.models import ApprovalRequest, DecisionException
 
 VIEWERS = (roles.PLANNER, roles.POLICY_ADMIN, roles.APPROVER)
+LIST_SIZE = 100
 RECOMMENDATION_TYPES = (ExceptionType.TRANSFER_RECOMMENDED, ExceptionType.STOCKOUT_RISK)
 
 
@@ -37,11 +38,17 @@ def models_screen(request: HttpRequest) -> HttpResponse:
 
 @role_required(*VIEWERS)
 def recommendation_list(request: HttpRequest) -> HttpResponse:
-    cases = list(
-        DecisionException.objects.filter(type__in=RECOMMENDATION_TYPES, status__in=[str(s) for s in ACTIVE_STATUSES])
-        .order_by("type", "-value", "pk")[:200]
-    )
-    return render(request, "allocation/insights/recommendations.html", {"cases": cases})
+    """Open transfer recommendations (most value at stake first), then stockout risks (soonest first)."""
+    active = DecisionException.objects.filter(status__in=[str(s) for s in ACTIVE_STATUSES])
+    transfers_open = active.filter(type=ExceptionType.TRANSFER_RECOMMENDED)
+    stockouts = active.filter(type=ExceptionType.STOCKOUT_RISK)
+    return render(request, "allocation/insights/recommendations.html", {
+        "sections": [
+            ("Transfers", transfers_open.count(), list(transfers_open.order_by("-value", "pk")[:LIST_SIZE])),
+            ("Stockout risk", stockouts.count(), list(stockouts.order_by("severity", "pk")[:LIST_SIZE])),  # high (runs out now) first
+        ],
+        "list_size": LIST_SIZE,
+    })
 
 
 @role_required(*VIEWERS)

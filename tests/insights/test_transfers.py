@@ -95,3 +95,19 @@ def test_only_a_planner_asks(allocated, approver):
 
     with pytest.raises(transfers.TransferError):
         transfers.request(DecisionException.objects.get(type="transfer_recommended").pk, actor=approver)
+
+
+@pytest.mark.django_db
+def test_the_recommendations_screen_lists_the_transfer_and_stockout_and_refuses_other_roles(allocated, client, planner, finance):
+    from allocation.insights import stockout
+
+    transfers.refresh(DAY)
+    stockout.check(DAY, horizon=14)
+    client.force_login(finance)
+    assert client.get("/insights/recommendations/").status_code == 403
+    assert client.get("/insights/models/").status_code == 403
+    client.force_login(planner)
+    html = client.get("/insights/recommendations/").content.decode()
+    assert 'data-key="transfer:WIDGET:WH-A&gt;WH-B"' in html and "750.00" in html
+    assert 'data-key="stockout_risk:WIDGET@WH-B"' in html and "WIDGET at WH-B runs out now" in html
+    assert client.post("/insights/recommendations/999999/request/").status_code == 302  # unknown: a message, nothing done
