@@ -13,6 +13,7 @@ so dashboards show trends; ``drill_url`` names the filtered list behind a number
 from __future__ import annotations
 
 import datetime as dt
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -278,18 +279,22 @@ def _cycle_time(ctx: Context, days: int = 1) -> list[Point]:
     from integrations.models import Event
 
     since = ctx.now - dt.timedelta(days=days)
-    first_run = (
-        AllocationRun.objects.filter(
-            is_simulation=False, status="succeeded", finished_at__gte=OuterRef("applied_at")
-        ).order_by("finished_at").values("finished_at")[:1]
+    # The runs' finish times read once, sorted, and each event's first run found by bisection: a
+    # correlated subquery per event cost ~2.4 s for the 55k events of a 100k-line load.
+    finished = list(
+        AllocationRun.objects.filter(is_simulation=False, status="succeeded", finished_at__gte=since,
+                                     finished_at__isnull=False)
+        .order_by("finished_at").values_list("finished_at", flat=True)
     )
     rows = (
         Event.objects.filter(status="applied", applied_at__gte=since, applied_at__lte=ctx.now)
-        .annotate(decided=Subquery(first_run))
-        .filter(decided__isnull=False)
-        .values_list("received_at", "decided")
+        .values_list("received_at", "applied_at")
     )
-    values = [(decided - received).total_seconds() * 1000.0 for received, decided in rows]
+    values = []
+    for received, applied in rows.iterator(chunk_size=5000):
+        index = bisect_left(finished, applied)
+        if index < len(finished):
+            values.append((finished[index] - received).total_seconds() * 1000.0)
     return [
         Point("", _percentile(values, 0.5), {"p95": _percentile(values, 0.95), "events": len(values)}),
         Point("p95", _percentile(values, 0.95), {"events": len(values)}),
