@@ -18,8 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from allocation.insights import demand
-from exceptions.choices import ACTIVE_STATUSES, ExceptionType, Severity
-from exceptions.models import DecisionException
+from exceptions.choices import ExceptionType, Severity
 from integrations.outbox import quantity_text
 
 WINDOW_DAYS = 30
@@ -71,21 +70,18 @@ def covers(as_of: dt.date, *, horizon: int | None = None, pic: demand.Picture | 
 
 def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
     """Raise a case for each item and location at risk without one, resolve the others (beat)."""
+    from allocation.insights import cases
     from allocation.models import Item, Location
-    from integrations.services import DataQualityIssue, _open_exceptions, _resolve_exceptions
 
     horizon = horizon_days() if horizon is None else horizon
     at_risk = [c for c in covers(as_of, horizon=horizon) if c.days is not None and c.days < horizon]
-    active = set(
-        DecisionException.objects.filter(type=ExceptionType.STOCKOUT_RISK, status__in=[str(s) for s in ACTIVE_STATUSES])
-        .values_list("key", flat=True)
-    )
+    active = cases.active_keys(ExceptionType.STOCKOUT_RISK)
     wanted = {c.key: c for c in at_risk}
     items = dict(Item.objects.filter(sku__in={c.sku for c in at_risk}).values_list("sku", "pk"))
     locations = dict(Location.objects.filter(code__in={c.location for c in at_risk}).values_list("code", "pk"))
     issues = [
-        DataQualityIssue(
-            kind=ExceptionType.STOCKOUT_RISK,
+        cases.NewCase(
+            type=ExceptionType.STOCKOUT_RISK,
             key=key,
             message=(
                 f"{c.sku} at {c.location} runs out {'now' if c.days == 0 else f'in {c.days:g} days'} "
@@ -97,7 +93,6 @@ def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
                 "available": str(c.available), "inbound_by_confidence": str(round(c.inbound, 3)),
                 "open_demand": str(c.open_demand), "daily_rate": str(round(c.daily_rate, 3)), "as_of": as_of.isoformat(),
             },
-            source="insights",
             severity=Severity.HIGH if c.days == 0 else Severity.MEDIUM,
             item_id=items.get(c.sku),
             location_id=locations.get(c.location),
@@ -107,7 +102,6 @@ def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
     ]
     gone = {key: "no longer at risk within the horizon" for key in active - set(wanted)}
     with transaction.atomic():
-        _open_exceptions(issues)
-        if gone:
-            _resolve_exceptions(gone)
+        cases.open_cases(issues, what="stockout risk")
+        cases.resolve_cases(gone, what="stockout risk")
     return {"at_risk": len(wanted), "raised": sorted(i.key for i in issues), "resolved": sorted(gone)}

@@ -118,25 +118,18 @@ def recommend(as_of: dt.date, pic: demand.Picture | None = None) -> list[Recomme
 
 
 def refresh(as_of: dt.date) -> dict[str, Any]:
-    """Raise a case for each new recommendation; resolve open ones no longer recommended (beat)."""
-    from integrations.services import DataQualityIssue, _open_exceptions, _resolve_exceptions
+    """Raise a case for each new recommendation; resolve open ones no longer recommended (beat).
+    One awaiting approval is left alone: its approver decides it."""
+    from allocation.insights import cases
 
     found = {r.key: r for r in recommend(as_of)}
-    active = set(
-        DecisionException.objects.filter(
-            type=ExceptionType.TRANSFER_RECOMMENDED, status__in=[ExceptionStatus.OPEN, ExceptionStatus.CLAIMED]
-        ).values_list("key", flat=True)
-    )
-    awaiting = set(
-        DecisionException.objects.filter(
-            type=ExceptionType.TRANSFER_RECOMMENDED, status=ExceptionStatus.AWAITING_APPROVAL
-        ).values_list("key", flat=True)
-    )
+    workable = cases.active_keys(ExceptionType.TRANSFER_RECOMMENDED, (ExceptionStatus.OPEN, ExceptionStatus.CLAIMED))
+    awaiting = cases.active_keys(ExceptionType.TRANSFER_RECOMMENDED, (ExceptionStatus.AWAITING_APPROVAL,))
     items = dict(Item.objects.filter(sku__in={r.sku for r in found.values()}).values_list("sku", "pk"))
     locations = dict(Location.objects.values_list("code", "pk"))
-    issues = [
-        DataQualityIssue(
-            kind=ExceptionType.TRANSFER_RECOMMENDED,
+    new = [
+        cases.NewCase(
+            type=ExceptionType.TRANSFER_RECOMMENDED,
             key=key,
             message=(
                 f"Transfer {quantity_text(r.quantity)} of {r.sku} from {r.source} to {r.destination} "
@@ -149,25 +142,19 @@ def refresh(as_of: dt.date) -> dict[str, Any]:
                 "cost_per_unit": str(r.cost_per_unit), "cost": str(round(r.cost_per_unit * r.quantity, 2)),
                 "lines": r.lines, "value_at_stake": str(r.value_at_stake), "as_of": as_of.isoformat(),
             },
-            source="insights",
             severity=Severity.HIGH if r.value_at_stake >= 10000 else Severity.MEDIUM,
             item_id=items.get(r.sku),
             location_id=locations.get(r.destination),
+            value=r.value_at_stake,  # the case's value: queues sort and band by it
         )
         for key, r in found.items()
-        if key not in active and key not in awaiting
+        if key not in workable and key not in awaiting
     ]
-    gone = {key: "no longer recommended: the shortage or the idle stock went" for key in active - set(found)}
+    gone = {key: "no longer recommended: the shortage or the idle stock went" for key in workable - set(found)}
     with transaction.atomic():
-        _open_exceptions(issues)
-        if gone:
-            _resolve_exceptions(gone)
-        if issues:  # the value at stake is the case's value (queues sort and band by it): one bulk update
-            raised = list(DecisionException.objects.filter(key__in=[i.key for i in issues], status=ExceptionStatus.OPEN))
-            for row in raised:
-                row.value = found[row.key].value_at_stake
-            DecisionException.objects.bulk_update(raised, ["value"], batch_size=1000)
-    return {"recommended": len(found), "raised": sorted(i.key for i in issues), "resolved": sorted(gone)}
+        cases.open_cases(new, what="transfer")
+        cases.resolve_cases(gone, what="transfer")
+    return {"recommended": len(found), "raised": sorted(c.key for c in new), "resolved": sorted(gone)}
 
 
 def request(case_id: int, *, actor: Any, note: str = "") -> Any:

@@ -20,3 +20,21 @@ def test_short_or_confirmed_late_is_certain_risk_within_tolerance_not():
     late = [(None, Decimal(10), DUE + dt.timedelta(days=2))]
     assert line_risk(quantity=Decimal(10), due=DUE, tolerance_days=0, parts=late, confidence={}) == 1.0
     assert line_risk(quantity=Decimal(10), due=DUE, tolerance_days=2, parts=late, confidence={}) == 0.0
+
+
+def test_apply_sets_risk_only_where_the_policy_weights_it():
+    from dataclasses import replace
+
+    from allocation.engine.synthetic import synthetic_input
+    from allocation.insights import risk
+
+    engine_input = synthetic_input(200, seed=1)
+    assert all(line.risk == 0 for line in risk.apply(engine_input.lines, engine_input.existing, engine_input.inbound))
+    weighted = [
+        replace(line, settings=replace(line.settings, weights=tuple((k, 0.2 if k == "risk" else w) for k, w in line.settings.weights)))
+        for line in engine_input.lines
+    ]
+    scored = risk.apply(weighted, engine_input.existing, engine_input.inbound)
+    assert {line.risk for line in scored if line.key not in {a.line_key for a in engine_input.existing}} == {1.0}  # nothing held
+    held = [line for line in scored if line.key in {a.line_key for a in engine_input.existing}]
+    assert held and all(0 <= line.risk <= 1 for line in held)
