@@ -39,3 +39,8 @@ urlpatterns += [
 from allocation import kpi_views as _kpi_views  # noqa: E402
 
 urlpatterns += [path("kpis", _kpi_views.KpiApi.as_view(), name="api_kpis")]
+
+# Governed decision-support models (allocation/insights/api.py).
+from allocation.insights import api as _insights_api  # noqa: E402
+
+urlpatterns += [path("models", _insights_api.ModelList.as_view(), name="api_models")]

@@ -147,3 +147,15 @@ def test_the_supply_list_and_models_screen_say_which_confidence_counted(make_rec
     assert "0.70" in nobody_row and "sent" in nobody_row
     screen = as_planner.get("/insights/models/").content.decode()
     assert 'data-status="active"' in screen and str(version.quality["brier"]) in screen and "PO-LATE" in screen
+
+
+@pytest.mark.django_db
+def test_the_models_api_gives_the_latest_version_to_planners_only(make_receipts, api_client_for, planner, finance):
+    make_receipts("LATE", "WH", "purchase_order", [3, 0, 5, 2, 7, 1, -1, 4, 2, 6] * 3)
+    reliability.train(as_of=DAY)
+    second = reliability.train(as_of=DAY)
+    assert api_client_for(finance).get("/api/v1/models").status_code == 403
+    body = api_client_for(planner).get("/api/v1/models").json()
+    (model,) = body["models"]
+    assert (model["name"], model["version"], model["status"]) == ("supplier_reliability", second.version, second.status)
+    assert model["quality"]["brier"] == second.quality["brier"] and model["estimates"] == 0
