@@ -10,6 +10,7 @@ after open demand is 0 days. An item and location with demand whose cover is bel
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -41,6 +42,12 @@ class Cover:
     @property
     def key(self) -> str:
         return f"{ExceptionType.STOCKOUT_RISK}:{self.sku}@{self.location}"
+
+    def replenishment(self, as_of: dt.date, horizon: int) -> tuple[int, dt.date]:
+        """A suggestion: enough to meet open demand and the horizon's demand at the recent rate,
+        needed by the day it runs out."""
+        need = self.open_demand + self.daily_rate * horizon - self.available - self.inbound
+        return max(math.ceil(need), 0), as_of + dt.timedelta(days=math.floor(self.days or 0))
 
 
 def covers(as_of: dt.date, *, horizon: int | None = None, pic: demand.Picture | None = None) -> list[Cover]:
@@ -86,12 +93,15 @@ def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
             message=(
                 f"{c.sku} at {c.location} runs out {'now' if c.days == 0 else f'in {c.days:g} days'} "
                 f"(horizon {horizon} days): {quantity_text(c.available)} on hand + {c.inbound:.0f} inbound by confidence "
-                f"- {quantity_text(c.open_demand)} open demand, {c.daily_rate:.1f}/day recently"
+                f"- {quantity_text(c.open_demand)} open demand, {c.daily_rate:.1f}/day recently; "
+                f"suggest replenishing {c.replenishment(as_of, horizon)[0]} by {c.replenishment(as_of, horizon)[1].isoformat()}"
             ),
             details={
                 "sku": c.sku, "location": c.location, "days_of_cover": c.days, "horizon_days": horizon,
                 "available": str(c.available), "inbound_by_confidence": str(round(c.inbound, 3)),
                 "open_demand": str(c.open_demand), "daily_rate": str(round(c.daily_rate, 3)), "as_of": as_of.isoformat(),
+                "replenish_quantity": c.replenishment(as_of, horizon)[0],
+                "replenish_by": c.replenishment(as_of, horizon)[1].isoformat(),
             },
             severity=Severity.HIGH if c.days == 0 else Severity.MEDIUM,
             item_id=items.get(c.sku),

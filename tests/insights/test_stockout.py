@@ -23,6 +23,9 @@ def test_short_location_is_at_risk_and_resolves_when_covered(two_warehouses):
     assert outcome["raised"] == ["stockout_risk:WIDGET@WH-B"]
     assert stockout.check(DAY, horizon=14)["raised"] == []  # one case per item and location
     case = DecisionException.objects.get(key="stockout_risk:WIDGET@WH-B")
+    # 40 open + 14 days x 40/30 a day - 0 on hand = 58.7 -> 59, needed today (it runs out now).
+    assert (case.details["replenish_quantity"], case.details["replenish_by"]) == (59, "2026-06-01")
+    assert "suggest replenishing 59 by 2026-06-01" in case.message
     assert (case.type, case.item.sku, case.location.code, case.severity) == ("stockout_risk", "WIDGET", "WH-B", "high")
 
     # 40 open + 40 ordered in the last 30 days (1.33/day): 100 on hand leaves 60, i.e. 45 days of cover.
