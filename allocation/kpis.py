@@ -82,6 +82,8 @@ class Kpi:
     segment_by: str = ""  # what the segments are ("" = one figure)
     drill: Callable[[str], str | None] | None = None
     higher_is_better: bool = True
+    drill_noun: str = ""  # what the drill-down lists ("" = from the unit)
+    segment_unit: str = ""  # the segments' unit when it differs from the figure's
 
     def points(self, ctx: Context | None = None) -> list[Point]:
         with _without_jit():
@@ -626,7 +628,8 @@ KPIS: tuple[Kpi, ...] = (
         drill=_open_cases, higher_is_better=False),
     Kpi("approvals", "Overrides and approvals",
         "Approval requests (count; decided, pending, median hours to a decision and the value at stake beside).",
-        "requests", (FINANCE, ADMIN), _approvals, segment_by="kind", drill=_named("audit:approvals")),
+        "requests", (FINANCE, ADMIN), _approvals, segment_by="kind", drill=_named("audit:approvals"),
+        drill_noun="requests"),
     Kpi("override_lines", "Overridden lines",
         "Open lines holding a planner's pinned allocation (value pinned beside).", "lines", (FINANCE, PLANNER),
         _overrides),
@@ -636,17 +639,18 @@ KPIS: tuple[Kpi, ...] = (
     Kpi("integration_success", "Integration success",
         "Share of events received that were applied (rejected at the edge, stale, parked and failed are not), per source.",
         "%", (INTEGRATION, ADMIN), _integration_success, segment_by="source",
-        drill=_named("integrations:event_list")),
+        drill=_named("integrations:event_list"), drill_noun="events"),
     Kpi("feed_freshness", "Feed freshness",
         "Minutes since each source was last heard from (the book's figure: the stalest source).", "minutes",
-        (INTEGRATION, PLANNER), _feed_freshness, segment_by="source", drill=_named("integrations:overview"),
+        (INTEGRATION, PLANNER), _feed_freshness, segment_by="source", drill=_named("integrations:overview"), drill_noun="sources",
         higher_is_better=False),
     Kpi("quota_use", "Quota and protection use",
         "Share of each quota (this period) and protection of the active policy that allocations use, and by whom.",
         "%", (ADMIN,), _quota_use, segment_by="counter"),
     Kpi("short_by_cause", "Short lines by cause",
         "Open short lines; the segments give the quantity short per shortfall reason.", "lines",
-        (PLANNER, ADMIN), _short_by_cause, segment_by="cause", higher_is_better=False),
+        (PLANNER, ADMIN), _short_by_cause, segment_by="cause", segment_unit="quantity short",
+        higher_is_better=False),
 )
 BY_CODE: dict[str, Kpi] = {kpi.code: kpi for kpi in KPIS}
 

@@ -3,7 +3,8 @@ from django import template
 
 register = template.Library()
 
-NOUNS = {"lines": "lines", "cases": "cases", "value": "lines", "%": "lines", "events": "events"}
+NOUNS = {"lines": "lines", "cases": "cases", "value": "lines", "%": "lines", "events": "events", "sources": "sources",
+         "requests": "requests"}
 
 
 @register.filter
