@@ -10,5 +10,5 @@ class AllocationConfig(AppConfig):
         from allocation.releases import register_approvals
 
         register_approvals()
-        # Decision support: the approval handler of transfer recommendations (kind transfer.recommendation).
-        from allocation.insights import transfers  # noqa: F401
+        # Decision support: the approval handlers of transfer and expedite recommendations.
+        from allocation.insights import expedite, transfers  # noqa: F401

@@ -24,6 +24,7 @@ class ExceptionType(models.TextChoices):
     # Raised by decision support (insights)
     STOCKOUT_RISK = "stockout_risk"
     TRANSFER_RECOMMENDED = "transfer_recommended"
+    EXPEDITE_RECOMMENDED = "expedite_recommended"
 
 
 RUN_EXCEPTION_TYPES = frozenset(

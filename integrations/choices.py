@@ -57,6 +57,7 @@ class OutboxType(models.TextChoices):
     ORDER_RELEASED = "order.released", "order.released"
     QUOTE_EXPIRED = "quote.expired", "quote.expired"
     TRANSFER_REQUESTED = "transfer.requested", "transfer.requested"
+    PURCHASE_EXPEDITE_REQUESTED = "purchase.expedite_requested", "purchase.expedite_requested"
 
 
 class OutboxStatus(models.TextChoices):

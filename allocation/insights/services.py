@@ -5,7 +5,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from allocation.insights import reliability, stockout, transfers
+from allocation.insights import expedite, reliability, stockout, transfers
 
 
 def refresh(*, as_of: dt.date | None = None, actor: str = "") -> dict[str, Any]:
@@ -16,10 +16,12 @@ def refresh(*, as_of: dt.date | None = None, actor: str = "") -> dict[str, Any]:
     version = reliability.train(as_of=as_of, actor=actor)
     risk = stockout.check(as_of)
     recommended = transfers.refresh(as_of)
+    expedites = expedite.refresh(as_of)
     return {
         "model": model_json(version),
         "stockout_risk": risk,
         "transfers": recommended,
+        "expedites": expedites,
         "seconds": round(time.perf_counter() - started, 3),
     }
 

@@ -157,23 +157,27 @@ def refresh(as_of: dt.date) -> dict[str, Any]:
     return {"recommended": len(found), "raised": sorted(c.key for c in new), "resolved": sorted(gone)}
 
 
+# Recommendation case type -> the approval kind that executes it (allocation.insights.expedite adds its own).
+APPROVAL_KINDS: dict[str, str] = {ExceptionType.TRANSFER_RECOMMENDED: APPROVAL_KIND}
+
+
 def request(case_id: int, *, actor: Any, note: str = "") -> Any:
-    """A planner asks to execute a transfer recommendation: it waits for another approver."""
+    """A planner asks to execute a recommendation (transfer or expedite): it waits for another approver."""
     if not roles.has_role(actor, {roles.PLANNER}):
-        raise TransferError("Only a planner can ask for a transfer.")
+        raise TransferError("Only a planner can ask for a recommendation to be executed.")
     with transaction.atomic():
-        case = DecisionException.objects.select_for_update().filter(pk=case_id, type=ExceptionType.TRANSFER_RECOMMENDED).first()
+        case = DecisionException.objects.select_for_update().filter(pk=case_id, type__in=list(APPROVAL_KINDS)).first()
         if case is None:
-            raise TransferError("No such transfer recommendation.")
+            raise TransferError("No such recommendation.")
         if case.status not in (ExceptionStatus.OPEN, ExceptionStatus.CLAIMED):
             raise TransferError(f"This recommendation is {case.get_status_display().lower()}.")
         approval = approvals.request_approval(
-            kind=APPROVAL_KIND, subject=case, actor=actor, note=note or case.message[:200], payload=case.details
+            kind=APPROVAL_KINDS[case.type], subject=case, actor=actor, note=note or case.message[:200], payload=case.details
         )
         case.status = ExceptionStatus.AWAITING_APPROVAL
         case.updated_at = timezone.now()
         case.version += 1
-        case._change_reason = f"transfer requested by {actor.get_username()}"[:100]
+        case._change_reason = f"{case.details.get('recommendation', 'recommendation')} requested by {actor.get_username()}"[:100]
         case.save()
     return approval
 

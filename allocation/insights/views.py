@@ -16,7 +16,7 @@ from exceptions.models import ApprovalRequest, DecisionException
 
 VIEWERS = (roles.PLANNER, roles.POLICY_ADMIN, roles.APPROVER)
 LIST_SIZE = 100
-RECOMMENDATION_TYPES = (ExceptionType.TRANSFER_RECOMMENDED, ExceptionType.STOCKOUT_RISK)
+RECOMMENDATION_TYPES = (ExceptionType.TRANSFER_RECOMMENDED, ExceptionType.EXPEDITE_RECOMMENDED, ExceptionType.STOCKOUT_RISK)
 
 
 @role_required(*VIEWERS)
@@ -42,9 +42,11 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
     active = DecisionException.objects.filter(status__in=[str(s) for s in ACTIVE_STATUSES])
     transfers_open = active.filter(type=ExceptionType.TRANSFER_RECOMMENDED)
     stockouts = active.filter(type=ExceptionType.STOCKOUT_RISK)
+    expedites = active.filter(type=ExceptionType.EXPEDITE_RECOMMENDED)
     return render(request, "allocation/insights/recommendations.html", {
         "sections": [
             ("Transfers", transfers_open.count(), list(transfers_open.order_by("-value", "pk")[:LIST_SIZE])),
+            ("Expedites", expedites.count(), list(expedites.order_by("-value", "pk")[:LIST_SIZE])),
             ("Stockout risk", stockouts.count(), list(stockouts.order_by("severity", "pk")[:LIST_SIZE])),  # high (runs out now) first
         ],
         "list_size": LIST_SIZE,
@@ -55,12 +57,12 @@ def recommendation_list(request: HttpRequest) -> HttpResponse:
 def recommendation_detail(request: HttpRequest, pk: int) -> HttpResponse:
     case = get_object_or_404(DecisionException, pk=pk, type__in=RECOMMENDATION_TYPES)
     approvals = list(
-        ApprovalRequest.objects.filter(kind=transfers.APPROVAL_KIND, subject_id=case.pk)
+        ApprovalRequest.objects.filter(kind__in=list(transfers.APPROVAL_KINDS.values()), subject_id=case.pk)
         .select_related("requested_by", "decided_by").order_by("-created_at")
     )
     return render(request, "allocation/insights/recommendation_detail.html", {
         "case": case, "approvals": approvals, "can_request": roles.has_role(request.user, {roles.PLANNER})
-        and case.type == ExceptionType.TRANSFER_RECOMMENDED and case.status in ("open", "claimed"),
+        and case.type in transfers.APPROVAL_KINDS and case.status in ("open", "claimed"),
     })
 
 

@@ -132,7 +132,7 @@ class Command(BaseCommand):
         """Before the run: train the reliability model on the receipt history (the run counts inbound
         with it); after: raise stockout-risk and transfer cases from what the run left short (insights)."""
         from allocation.dates import business_today
-        from allocation.insights import reliability, stockout, transfers
+        from allocation.insights import expedite, reliability, stockout, transfers
 
         started = time.monotonic()
         if train:
@@ -140,8 +140,10 @@ class Command(BaseCommand):
             self.stdout.write(f"Trained {version} on {version.training_rows} receipts: {version.reason} ({version.fit_seconds} s).")
             return
         risk, moves = stockout.check(business_today()), transfers.refresh(business_today())
+        chase = expedite.refresh(business_today())
         self.stdout.write(
-            f"Decision support: {risk['at_risk']} items at risk of stockout, {moves['recommended']} transfers recommended "
+            f"Decision support: {risk['at_risk']} items at risk of stockout, {moves['recommended']} transfers and "
+            f"{chase['recommended']} expedites recommended "
             f"({time.monotonic() - started:.1f}s)."
         )
 

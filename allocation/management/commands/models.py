@@ -25,7 +25,7 @@ class Command(BaseCommand):
             outcome = services.refresh(actor="command")
             report = {
                 "models": [outcome["model"]], "stockout_risk": outcome["stockout_risk"],
-                "transfers": outcome["transfers"], "seconds": outcome["seconds"],
+                "transfers": outcome["transfers"], "expedites": outcome["expedites"], "seconds": outcome["seconds"],
             }
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2, default=str))
@@ -39,4 +39,6 @@ class Command(BaseCommand):
                 f"fit {model['fit_seconds']} s, {model['estimates_used']}/{model['estimates']} open supplies use it"
             )
         if "stockout_risk" in report:
-            self.stdout.write(f"stockout risk: {report['stockout_risk']}\ntransfers: {report['transfers']}")
+            self.stdout.write(
+                f"stockout risk: {report['stockout_risk']}\ntransfers: {report['transfers']}\nexpedites: {report['expedites']}"
+            )
