@@ -62,6 +62,7 @@ KEPT = 1
 SUBSTITUTE = 2
 PROPOSED = 4
 FIXED = -1
+FROZEN = -2  # a reserved allocation inside the freeze window, fixed like a pinned one
 
 
 def path_entry(fact: tuple, places: int) -> str:
@@ -69,6 +70,9 @@ def path_entry(fact: tuple, places: int) -> str:
     if flags == FIXED:
         _, state, location, item, quantity = fact
         return f"fixed {state} {location} {item} {fmt_quantity(quantity)}"
+    if flags == FROZEN:
+        _, state, location, item, quantity = fact
+        return f"frozen {state} {location} {item} {fmt_quantity(quantity)} (freeze window)"
     _, (item, location, ref, eta), units = fact
     kind = "inbound" if ref is not None else "on-hand"
     if flags & SUBSTITUTE:
@@ -118,6 +122,10 @@ def constraint_text(fact: tuple, places: int) -> str:
         return f"inbound {ref} confidence {confidence:g} below {minimum:g}"
     if code == "no_supply":
         return f"no more supply of {fact[1]} at {', '.join(fact[2]) or 'any location'}"
+    if code == "beyond_horizon":
+        return f"due {fact[1].isoformat()}, beyond the allocation horizon of {fact[2]} days: nothing allocated yet"
+    if code == "below_min_fill":
+        return (f"min_fill_pct={fact[1]:g}: only {fmt_units(fact[2], places)} coverable, nothing allocated")
     raise ValueError(f"unknown constraint fact {fact!r}")
 
 
