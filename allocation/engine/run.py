@@ -1466,10 +1466,11 @@ def _explain_shortfalls(run: _Run, states: list[_LineState], short_states: list[
         for alloc in state.fixed:
             pool_key = (alloc.item, alloc.location, alloc.supply_ref)
             amount = units_of[alloc.quantity]
-            ledger.setdefault(pool_key, []).append((state, amount, "fixed"))
+            ledger.setdefault(pool_key, []).append((state, amount, "fixed", None))
             fixed_at[pool_key] = fixed_at.get(pool_key, 0) + amount
-        for pool, quantity, _take_state, kept, _undo in state.takes:
-            ledger.setdefault(pool.key, []).append((state, quantity, "kept" if kept else "ranked"))
+        for pool, quantity, _take_state, kept, undo in state.takes:
+            parts = undo[1] if undo is not None else None
+            ledger.setdefault(pool.key, []).append((state, quantity, "kept" if kept else "ranked", parts))
     for entries in ledger.values():
         if len(entries) > 1:
             entries.sort(key=lambda entry: entry[0].rank)
@@ -1521,10 +1522,11 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
     if ceiling < state.quantity:
         add("strategy_ceiling", None, state.quantity - max(ceiling, state.total),
             (state.strategy, decimal(ceiling), line.credit_hold))
+    absorbed = 0  # supply the line passed over that its minimum fill already explains
     if state.coverable > 0 and state.total == state.fixed_quantity:
         order = line.order if line.ship_complete else None
         pct = settings.min_fill_pct if settings.allow_partial and not line.ship_complete else 100.0
-        add("below_min_fill", None, state.coverable, (pct, decimal(state.coverable), order))
+        absorbed = add("below_min_fill", None, state.coverable, (pct, decimal(state.coverable), order))
     sequence = state.plain or run.plain_sequence(state)
     pools = sequence.pools
     checks = sequence.checks
@@ -1546,7 +1548,7 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
         check_index += 1
     for pool, low_confidence in visits:
         whole = pool.initial_free + (sum(stock.initial for stock in pool.protected) if pool.protected else 0)
-        if whole - fixed_at.get(pool.key, 0) > 0:
+        if whole - fixed_at.get(pool.key, 0) - own.get(pool.key, 0) > 0:
             actionable = True
         if left <= 0:
             if actionable:
@@ -1557,7 +1559,7 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
                 (pool.ref, pool.confidence, state.min_confidence))
             continue
         passed = 0
-        for other, amount, how in ledger.get(pool.key, ()):
+        for other, amount, how, parts in ledger.get(pool.key, ()):
             if other is state:
                 continue
             if how != "ranked" or other.rank < state.rank:
@@ -1566,6 +1568,14 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
                     and other.settings.priority_class == settings.priority_class:
                 add_line("fair_share", other, amount, "shared")
             else:
+                if parts:
+                    # Protected stock a lower-ranked line matching the protection took.
+                    for stock, part in parts:
+                        if not state.matches(stock.index, stock.scope):
+                            protection = stock.protection
+                            amount -= add("protected_for", stock.index, part, (
+                                stock.index, protection.sku, protection.location, protection.quantity,
+                                protection.scope))
                 passed += amount
         passed += pool.free
         if pool.protected is not None:
@@ -1578,6 +1588,10 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
                     protection = stock.protection
                     add("protected_for", stock.index, stock.remaining,
                         (stock.index, protection.sku, protection.location, protection.quantity, protection.scope))
+        if absorbed and passed:
+            part = passed if passed < absorbed else absorbed
+            passed -= part
+            absorbed -= part
         if passed <= 0:
             continue
         if blocked_split and pool.location not in state.locations:
@@ -1588,9 +1602,6 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
             add("strategy_ceiling", None, passed, (state.strategy, decimal(state.ceiling), True))
         elif pool.pack and passed < pool.pack:
             add("pack_size", pool.item, passed, (pool.item, run.pack_size[pool.item]))
-        elif state.coverable > 0:
-            add("below_min_fill", None, passed, found.get(("below_min_fill", None), [0, (
-                settings.min_fill_pct, decimal(state.coverable), line.order if line.ship_complete else None)])[1])
         elif state.split_blocked:
             add("split_limit", None, passed, (state.max_split, tuple(sorted(state.locations))))
     if left > 0:
