@@ -137,6 +137,14 @@ LOCATIONS = (
     DemoLocation("HUB-IMPORT", "Long Beach import hub", "west", "hub", 600),
 )
 TIMEZONES = {"east": "America/New_York", "central": "America/Chicago", "west": "America/Los_Angeles"}
+# Release waves run before each location's cutoff in its own zone (allocation.releases).
+CUTOFFS = {"east": "17:00", "central": "16:00", "west": "15:00"}
+
+
+def release_capacity(location: DemoLocation, lines: int) -> int:
+    """Lines a day the location releases: its size scaled to the book, so that some lines of a
+    20,000-line book wait for the next day at the busiest locations (the Release screen shows it)."""
+    return max(10, round(location.capacity * lines / 20000 * 0.25))
 
 
 def _money(value: float | Decimal, places: str = "0.01") -> str:
@@ -242,7 +250,8 @@ def generate_events(*, seed: int = 7, lines: int = 20000, business_date: dt.date
     for location in LOCATIONS:
         yield envelopes.make("location.upserted", "erp", master_at, {
             "code": location.code, "name": location.name, "region": location.region, "kind": location.kind,
-            "release_capacity_per_day": location.capacity, "cutoff_time": "16:00",
+            "release_capacity_per_day": release_capacity(location, lines),
+            "cutoff_time": "14:00" if location.kind == "hub" else CUTOFFS[location.region],
             "timezone": TIMEZONES[location.region],
         })
     for location in LOCATIONS:
@@ -484,7 +493,7 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
     until it expires: ``ALLOT_TOKEN_TTL_DAYS``). A password already the demo one is left as is,
     since changing a password revokes the user's tokens.
     """
-    from django.contrib.auth.models import Group, User
+    from django.contrib.auth.models import User
     from django.db import transaction
     from rest_framework.authtoken.models import Token
 
@@ -499,7 +508,9 @@ def ensure_demo_users() -> tuple[list[DemoUser], str]:
                 user.set_password(DEMO_PASSWORD)  # a password change revokes the user's tokens
             user.save()
             if role is not None:
-                user.groups.set([Group.objects.get_or_create(name=role)[0]])
+                from allocation.audit.roles import set_roles  # recorded in the audit trail
+
+                set_roles(user, {role}, actor=None, reason="demo users")
             rows.append(DemoUser(username, DEMO_PASSWORD, role or "superuser", created))
         token, _ = Token.objects.get_or_create(user=User.objects.get(username="integration"))
         if token_expired(token):

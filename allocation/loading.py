@@ -17,7 +17,8 @@ from typing import Any
 from django.db.models import F, Q
 from django.utils import timezone
 
-from allocation.choices import LineStatus, OrderStatus, SupplyStatus
+from allocation import plugins
+from allocation.choices import LineStatus, OrderKind, OrderStatus, SupplyStatus
 from allocation.engine import types as et
 from allocation.models import (
     Allocation,
@@ -35,6 +36,9 @@ from allocation.policy_bridge import PolicyContext, dimension_values
 
 ZERO = Decimal(0)
 CHUNK = 5000
+# Depth fields of the engine's values (issue 15), passed when the engine has them.
+LINE_HAS_ORDER_KIND = "order_kind" in et.Line.__dataclass_fields__
+ITEM_HAS_PACK_SIZE = "pack_size" in et.Item.__dataclass_fields__
 
 
 def _chunks(values: list, size: int = CHUNK):
@@ -57,6 +61,11 @@ class LoadedInput:
     order_numbers: set[str]
     line_facts: dict[int, dict[str, Any]] = field(default_factory=dict)
     query_count: int = 0
+    # Stale sources whose on-hand in scope was discounted: [{"source", "locations"}] (the run
+    # records it as AllocationRun.degraded_feeds).
+    degraded_feeds: list[dict[str, Any]] = field(default_factory=list)
+    # What the run skipped without failing (a factor plugin that raised or was slow; allocation.plugins).
+    warnings: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def is_full(self) -> bool:
@@ -101,17 +110,22 @@ def expand_item_groups(skus: Iterable[str], context: PolicyContext) -> frozenset
 
 
 def _stale_sources(context: PolicyContext, now: dt.datetime) -> set[str]:
-    """Codes of event sources whose feed is stale (nothing for ``stale_feed_minutes``)."""
+    """Codes of event sources whose feed is stale: silent longer than their own cadence, else the
+    policy's ``stale_feed_minutes`` (the rule of ``integrations.freshness``, which raises the case)."""
     try:
-        from integrations.models import Source
+        from integrations import freshness
     except ImportError:  # integrations not installed: no feed freshness to apply
         return set()
-    limit = now - dt.timedelta(minutes=context.stale_feed_minutes)
-    return set(
-        Source.objects.filter(Q(last_event_at__lt=limit) | Q(last_event_at__isnull=True)).values_list(
-            "code", flat=True
-        )
-    )
+    return freshness.stale_source_codes(now, default_minutes=context.stale_feed_minutes)
+
+
+def _feed_locations(stale: set[str]) -> dict[str, list[str]]:
+    """The locations each stale source feeds (``integrations.freshness.feed_locations``)."""
+    if not stale:
+        return {}
+    from integrations import freshness
+
+    return freshness.feed_locations(sorted(stale))
 
 
 def load_input(
@@ -120,12 +134,14 @@ def load_input(
     context: PolicyContext,
     skus: Iterable[str] | None = None,
     expanded: frozenset[str] | None = None,
+    now: dt.datetime | None = None,
 ) -> LoadedInput:
     """Build the engine input for all open lines, or for the item groups of ``skus``.
 
     Pass ``expanded`` when the caller already expanded (and locked) the item groups. Lines are
     read without joins and completed from per-order, per-customer and per-item dictionaries,
     so each order's and customer's fields are read and converted once, not once per line.
+    ``now`` (default: the clock) decides which feeds are stale.
     """
     if expanded is None and skus is not None:
         expanded = expand_item_groups(skus, context)
@@ -134,8 +150,8 @@ def load_input(
     def by_item(queryset, path: str):
         return queryset if scope is None else queryset.filter(**{f"{path}__in": scope})
 
-    item_rows = list(by_item(Item.objects.all(), "sku").values_list("id", "sku", "item_class"))
-    items_by_id = {pk: (sku, cls) for pk, sku, cls in item_rows}
+    item_rows = list(by_item(Item.objects.all(), "sku").values_list("id", "sku", "item_class", "pack_size"))
+    items_by_id = {pk: (sku, cls) for pk, sku, cls, _pack in item_rows}
     location_codes = dict(Location.objects.values_list("id", "code"))
 
     # No join on orders here: the open orders are read below, and lines of other orders skipped.
@@ -155,15 +171,17 @@ def load_input(
     orders: dict[int, tuple] = {}
     order_fields = (
         "id", "number", "customer_id", "channel", "created_at", "requested_date", "promised_date", "ship_complete",
-        "credit_hold",
+        "credit_hold", "kind",
+    )
+    # A quote past its expiry takes nothing, even before the expiry sweep cancels its lines.
+    open_orders = Order.objects.filter(status=OrderStatus.OPEN).exclude(
+        kind=OrderKind.QUOTE, expires_at__lte=now or timezone.now()
     )
     if scope is None:
-        orders = {row[0]: row for row in Order.objects.filter(status=OrderStatus.OPEN).values_list(*order_fields)}
+        orders = {row[0]: row for row in open_orders.values_list(*order_fields)}
     else:
         for chunk in _chunks(order_ids):
-            orders.update(
-                {row[0]: row for row in Order.objects.filter(id__in=chunk, status=OrderStatus.OPEN).values_list(*order_fields)}
-            )
+            orders.update({row[0]: row for row in open_orders.filter(id__in=chunk).values_list(*order_fields)})
     customer_fields = ("id", "code", "tier", "segment", "region", "late_penalty_per_day", "home_location_id", "credit_hold")
     customers: dict[int, tuple] = {}
     if scope is None:
@@ -176,11 +194,13 @@ def load_input(
     line_facts: dict[int, dict[str, Any]] = {}
     order_numbers: set[str] = set()
     settings_for = context.settings_for
+    # Depth inputs the engine takes when it has the fields (allocation/engine/types.py).
+    kind_fields = {kind: ({"order_kind": kind} if LINE_HAS_ORDER_KIND else {}) for kind in OrderKind.values}
     for key, order_id, number, item_id, open_quantity, unit_price, unit_cost, allow_substitute, ship_from_id in line_rows:
         order_row = orders.get(order_id)
         if order_row is None:  # the order is cancelled or closed
             continue
-        _, order, customer_id, channel, created, requested, promised, ship_complete, order_hold = order_row
+        _, order, customer_id, channel, created, requested, promised, ship_complete, order_hold, kind = order_row
         _, customer, tier, segment, region, penalty, home_id, customer_hold = customers[customer_id]
         sku, item_class = items_by_id[item_id]
         ship_from = location_codes[ship_from_id] if ship_from_id else None
@@ -209,7 +229,8 @@ def load_input(
                 home_location=home,
                 ship_complete=ship_complete,
                 credit_hold=order_hold or customer_hold,
-                settings=settings_for((customer, segment, tier, channel, sku, item_class, ship_from or home, region)),
+                settings=settings_for((customer, segment, tier, channel, kind, sku, item_class, ship_from or home, region)),
+                **kind_fields[kind],
             )
         )
         order_numbers.add(order)
@@ -219,11 +240,12 @@ def load_input(
             "segment": segment,
             "region": region,
             "channel": channel,
+            "order_kind": kind,
             "tier": tier,
             "penalty": penalty,
             "quantity": open_quantity,
             "value": open_quantity * unit_price,
-            "due": promised or requested,
+            "due": max(promised or requested, as_of),  # allocation.md: the due date
             "promised": promised,
             "requested": requested,
         }
@@ -234,7 +256,8 @@ def load_input(
     ).values_list("item__sku", "substitute__sku"):
         substitutes[item_sku].append(substitute_sku)
     items = tuple(
-        et.Item(sku=sku, item_class=cls, substitutes=tuple(substitutes[sku])) for _, sku, cls in sorted(item_rows, key=lambda r: r[1])
+        et.Item(sku=sku, item_class=cls, substitutes=tuple(substitutes[sku]), **({"pack_size": pack} if ITEM_HAS_PACK_SIZE else {}))
+        for _, sku, cls, pack in sorted(item_rows, key=lambda r: r[1])
     )
 
     locations = tuple(sorted(location_codes.values()))
@@ -245,18 +268,29 @@ def load_input(
         )
     )
 
-    stale = _stale_sources(context, timezone.now())
+    stale = _stale_sources(context, now or timezone.now())
+    position_rows = list(
+        by_item(InventoryPosition.objects.all(), "item__sku")
+        .order_by("item__sku", "location__code")
+        .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
+    )
+    # A stale source's locations (those whose positions it feeds) are stale as a whole: every
+    # position there is discounted, whichever event created it (allocation.md: "while the
+    # location's inventory feed is stale").
+    fed_by = _feed_locations(stale)
+    stale_locations = {location for locations in fed_by.values() for location in locations}
     on_hand = tuple(
         et.OnHand(
             item=sku,
             location=code,
             available=max(quantity - quality - warehouse, ZERO),
-            stale=bool(source) and source in stale,
+            stale=code in stale_locations,
         )
-        for sku, code, quantity, quality, warehouse, source in by_item(InventoryPosition.objects.all(), "item__sku")
-        .order_by("item__sku", "location__code")
-        .values_list("item__sku", "location__code", "on_hand", "quality_hold", "warehouse_hold", "source")
+        for sku, code, quantity, quality, warehouse, source in position_rows
     )
+    in_scope = {code for _, code, _, _, _, _ in position_rows}
+    degraded = {source: set(locations) & in_scope for source, locations in fed_by.items()}
+    degraded = {source: locations for source, locations in degraded.items() if locations}
     inbound = tuple(
         et.Inbound(ref=ref, item=sku, location=code, quantity=quantity - received, eta=eta, confidence=float(confidence))
         for ref, sku, code, quantity, received, eta, confidence in by_item(
@@ -281,9 +315,11 @@ def load_input(
         .values_list("id", "line_id", "item__sku", "location__code", "supply__ref", "quantity", "confirmed_date", "state")
     )
 
+    # Custom factors (allocation.plugins): computed once, in bulk, for the lines whose policy names them.
+    engine_lines, plugin_warnings = plugins.apply(lines)
     engine_input = et.EngineInput(
         as_of=as_of,
-        lines=tuple(lines),
+        lines=engine_lines,
         items=items,
         locations=locations,
         lanes=lanes,
@@ -300,6 +336,8 @@ def load_input(
         line_ids=[line.key for line in lines],
         order_numbers=order_numbers,
         line_facts=line_facts,
+        degraded_feeds=[{"source": code, "locations": sorted(codes)} for code, codes in sorted(degraded.items())],
+        warnings=plugin_warnings,
     )
 
 
@@ -308,9 +346,13 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
     from dataclasses import replace
 
     source = loaded.engine_input
+    # The draft may weight other factor plugins: computed again under its settings.
+    lines, plugin_warnings = plugins.apply(
+        [replace(line, settings=context.settings_for(dimension_values(line))) for line in source.lines]
+    )
     engine_input = replace(
         source,
-        lines=tuple(replace(line, settings=context.settings_for(dimension_values(line))) for line in source.lines),
+        lines=lines,
         protections=context.protections_for(loaded.skus),
         quotas=context.quotas_for(loaded.skus),
         stale_feed_buffer_pct=context.stale_feed_buffer_pct,
@@ -321,6 +363,8 @@ def with_policy(loaded: LoadedInput, context: PolicyContext) -> LoadedInput:
         line_ids=loaded.line_ids,
         order_numbers=loaded.order_numbers,
         line_facts=loaded.line_facts,
+        degraded_feeds=loaded.degraded_feeds,
+        warnings=plugin_warnings,
     )
 
 

@@ -459,6 +459,9 @@ def release_line(line: OrderLine, *, wave: str | None = None) -> int:
         return 0
     changed = Allocation.objects.filter(id__in=[row[0] for row in releasable]).update(state=AllocationState.RELEASED)
     outbox.record_release(line_id=line.pk, order=line.order.number, line=line.line, released=releasable, wave=wave)
+    from allocation import releases  # the location's daily release capacity counts this line
+
+    releases.record_released_rows(line.pk, releasable)
     return changed
 
 
@@ -491,11 +494,14 @@ def defer_promise(line: OrderLine, new_date: dt.date, *, actor: Any, reason: str
     change = PromiseChange.objects.create(
         line=line, exception=exception, previous_promised_date=previous, promised_date=new_date, reason=reason, actor=actor
     )
+    from allocation.models import LineDecisionCurrent
     from integrations import outbox
 
+    # When open inbound would cover the line's shortfall (its current decision; null when covered).
+    projected = LineDecisionCurrent.objects.filter(line=line).values_list("log__projected_date", flat=True).first()
     outbox.record_promise_change(
         change_id=change.pk, order=order.number, line=line.line, promised_date=new_date,
-        previous_promised_date=previous, reason=reason,
+        previous_promised_date=previous, reason=reason, projected_date=projected,
     )
     if previous is None or new_date > previous:
         order.promised_date = new_date

@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection
 from django.utils import timezone
 
+from allocation import depth, execution_modes
 from allocation.choices import AllocationState
 from allocation.engine import types as et
 from allocation.loading import LoadedInput
@@ -32,15 +33,15 @@ from allocation.models import (
     Location,
     Supply,
 )
-from exceptions.choices import ACTIVE_STATUSES, ExceptionType
-from exceptions.models import DecisionException
+from exceptions.choices import ExceptionType, ReasonStatus
+from exceptions.models import CaseReason
 from exceptions.run_sync import LineStake, SyncCounts, sync_run_exceptions
 from integrations import outbox
 
 FIXED_STATES = frozenset({AllocationState.RELEASED, AllocationState.PINNED})
 RESERVED_STATES = frozenset({AllocationState.RESERVED, *FIXED_STATES})
 CHUNK = 5000
-JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints"})
+JSON_COLUMNS = frozenset({"rank_key", "factors", "setting_sources", "allocations", "path", "constraints", "shortfall_reasons"})
 
 
 @dataclass(frozen=True)
@@ -167,6 +168,8 @@ def _write_decision_logs(
             to_json(list(d.path)),
             to_json(list(d.constraints)),
             d.shortfall,
+            to_json(depth.shortfall_reasons(d)),
+            depth.projected_date(d),
             d.fingerprint,
             policy_version_id,
             now,
@@ -175,7 +178,8 @@ def _write_decision_logs(
     ]
     columns = (
         "line_id", "run_id", "rank", "rank_key", "score", "factors", "strategy", "priority_class",
-        "setting_sources", "allocations", "path", "constraints", "shortfall", "fingerprint", "policy_version_id",
+        "setting_sources", "allocations", "path", "constraints", "shortfall", "shortfall_reasons", "projected_date",
+        "fingerprint", "policy_version_id",
         "created_at",
     )
     table = LineDecisionLog._meta.db_table
@@ -245,10 +249,11 @@ def _current_fingerprints(loaded: LoadedInput) -> dict[int, str]:
 
 
 def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake]:
-    """What each line with an exception (raised now, or active from before) risks."""
+    """What each line with a reason (raised now, or open from before) risks."""
     facts = loaded.line_facts
     wanted = {e.line_key for e in result.exceptions if e.line_key is not None}
-    wanted.update(_lines_with_active_reversal(loaded))
+    wanted.update(_lines_with_open_sticky_reasons(loaded))
+    settings_of = {line.key: line.settings for line in loaded.engine_input.lines if line.key in wanted}
     stakes: dict[int, LineStake] = {}
     for decision in result.lines:
         if decision.line_key not in wanted:
@@ -258,6 +263,7 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             continue
         dates = [a.confirmed_date for a in decision.allocations]
         reserved = [a for a in decision.allocations if a.state in RESERVED_STATES]
+        line_settings = settings_of.get(decision.line_key)
         stakes[decision.line_key] = LineStake(
             tier=fact["tier"],
             penalty_per_day=fact["penalty"],
@@ -270,27 +276,35 @@ def _stakes(loaded: LoadedInput, result: et.EngineResult) -> dict[int, LineStake
             reserved_by_due=sum((a.quantity for a in reserved if a.confirmed_date <= fact["due"]), Decimal(0)),
             segment=fact["segment"],
             region=fact["region"],
+            covered=sum((a.quantity for a in decision.allocations), Decimal(0)),
+            actionable=getattr(decision, "actionable", True),
+            min_value=line_settings.exception_min_value if line_settings is not None else Decimal(0),
         )
     return stakes
 
 
-def _lines_with_active_reversal(loaded: LoadedInput) -> set[int]:
-    """Lines whose open ``allocation_reversed`` waits for them to be restored (see run_sync)."""
-    active = DecisionException.objects.filter(
-        type=ExceptionType.ALLOCATION_REVERSED, status__in=[str(s) for s in ACTIVE_STATUSES], line__isnull=False
+def _lines_with_open_sticky_reasons(loaded: LoadedInput) -> set[int]:
+    """Lines whose open ``allocation_reversed`` or ``priority_shortage`` may wait for them to be
+    restored (see exceptions.run_sync)."""
+    open_ = CaseReason.objects.filter(
+        type__in=[ExceptionType.ALLOCATION_REVERSED, ExceptionType.PRIORITY_SHORTAGE],
+        status=ReasonStatus.OPEN, line__isnull=False,
     )
     if not loaded.is_full:
         ids: set[int] = set()
         for chunk in _chunks(sorted(loaded.skus or ())):
-            ids.update(active.filter(line__item__sku__in=chunk).values_list("line_id", flat=True))
+            ids.update(open_.filter(line__item__sku__in=chunk).values_list("line_id", flat=True))
         return ids
-    return set(active.values_list("line_id", flat=True))
+    return set(open_.values_list("line_id", flat=True))
 
 
 def persist_result(
     *, run: AllocationRun, loaded: LoadedInput, result: et.EngineResult, policy_version_id: int | None
 ) -> PersistStats:
     """Replace the scope's non-fixed allocations, log changed decisions and sync exceptions."""
+    # Execution mode (allocation.execution_modes): store what a recommend scope decided as
+    # recommendations, publish nothing for it; exceptions see the engine's own result.
+    engine_result, result = result, execution_modes.as_stored(loaded, result)
     decisions = [a for line in result.lines for a in line.allocations]
     kept_ids = {a.existing_id for a in decisions if a.existing_id is not None}
     replaceable = [e.id for e in loaded.engine_input.existing if e.state not in FIXED_STATES and e.id not in kept_ids]
@@ -298,11 +312,12 @@ def persist_result(
         Allocation.objects.filter(id__in=chunk).exclude(state__in=FIXED_STATES).delete()
     new = [a for a in decisions if a.existing_id is None and a.state not in FIXED_STATES]
     _write_allocations(run, new)
+    execution_modes.state_updates(loaded, result)
 
     current = _current_fingerprints(loaded)
     changed = [line for line in result.lines if current.get(line.line_key) != line.fingerprint]
     _write_decision_logs(run, loaded, changed, policy_version_id)
-    messages = _write_reservation_messages(run, loaded, changed)
+    messages = _write_reservation_messages(run, loaded, execution_modes.published(loaded, changed, run_id=run.pk))
 
     counts = sync_run_exceptions(
         list(result.exceptions),
@@ -311,8 +326,11 @@ def persist_result(
         scope_order_numbers=None if loaded.is_full else loaded.order_numbers,
         scope_skus=loaded.skus,
         run=run,
-        stakes=_stakes(loaded, result),
+        stakes=_stakes(loaded, engine_result),
     )
+    from allocation.audit.chain import seal_run_decisions  # tamper evidence (hash chain), last: its lock is short
+
+    seal_run_decisions(run.pk)
     return PersistStats(
         allocations=len(decisions),
         allocations_written=len(new),

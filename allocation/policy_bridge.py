@@ -15,15 +15,16 @@ from allocation.engine import types as et
 from policies.resolution import CompiledPolicy, Dimensions, ResolvedSettings
 
 DIMENSION_NAMES = (
-    "customer", "customer_segment", "customer_tier", "channel", "item", "item_class", "location", "region",
+    "customer", "customer_segment", "customer_tier", "channel", "order_kind", "item", "item_class", "location", "region",
 )
 
 
 def dimension_values(line: et.Line) -> tuple:
-    """A line's scope values in DIMENSION_NAMES order (location = ship_from, else home location)."""
+    """A line's scope values in DIMENSION_NAMES order (location = ship_from, else home location;
+    order_kind "order" for an engine Line without the field)."""
     return (
-        line.customer, line.customer_segment, line.customer_tier, line.channel, line.item, line.item_class,
-        line.ship_from or line.home_location, line.customer_region,
+        line.customer, line.customer_segment, line.customer_tier, line.channel, getattr(line, "order_kind", "order"),
+        line.item, line.item_class, line.ship_from or line.home_location, line.customer_region,
     )
 
 

@@ -23,10 +23,11 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from allocation import export_specs
 from allocation import run_selectors as selectors
 from allocation.models import AllocationRun, Item, RunStatus, RunTrigger
 from allocation.services import start_run, start_simulation
-from config import pagination, roles
+from config import exports, pagination, roles
 from config.forms import StorableTextForm
 
 RUN_PAGE_SIZE = 25
@@ -109,6 +110,8 @@ def _run_list_context(request: HttpRequest, filter_form: RunFilterForm, start_fo
 def run_list(request: HttpRequest) -> HttpResponse:
     """Runs newest first with status, progress, counts and timings; filters by status and trigger."""
     filter_form = RunFilterForm(request.GET)
+    if filter_form.is_valid() and exports.requested(request):  # ?export=csv|xlsx: every filtered run
+        return exports.export_response(request, selectors.run_rows(**filter_form.cleaned_data), export_specs.RUNS)
     context = _run_list_context(request, filter_form)
     template = "allocation/runs/list.html"
     if _htmx_target(request) == "results":
@@ -150,6 +153,10 @@ def run_detail(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: status and progress (polled while unfinished), counts, phase timings, error,
     the exceptions it raised and the decisions it logged (each paginated)."""
     run = selectors.get_run(pk)
+    if exports.requested(request):  # ?export=csv|xlsx&section=decisions (default) or exceptions
+        if request.GET.get("section") == "exceptions":
+            return exports.export_response(request, selectors.run_exceptions(run), export_specs.RUN_EXCEPTIONS)
+        return exports.export_response(request, selectors.run_decisions(run), export_specs.RUN_DECISIONS)
     target = _htmx_target(request)
     if run.is_simulation and target != f"run-{run.pk}":
         return redirect("allocation:simulation_status", pk=run.pk)
@@ -198,7 +205,12 @@ def _explain_url(why: selectors.LineWhy) -> str | None:
 @roles.role_required(*roles.READERS)
 def line_why(request: HttpRequest, number: str, line: int) -> HttpResponse:
     """Why a line holds what it holds: rank, score factors, settings and their rules, allocations,
-    supply path, what it could not get, open exceptions and the decision history."""
+    supply path, what it could not get, open exceptions and the decision history. With ``?at=``
+    the decision in force at that time (allocation.audit.views.line_why_at)."""
+    if "at" in request.GET:
+        from allocation.audit.views import line_why_at
+
+        return line_why_at(request, number, line)
     why = selectors.line_why(number, line)
     context = {"why": why, "line": why.line, "log": why.log, "explain_url": _explain_url(why)}
     return render(request, "allocation/why.html", context)

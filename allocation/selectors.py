@@ -32,6 +32,7 @@ from allocation.models import (
     InventoryPosition,
     Item,
     ItemSubstitute,
+    LineDecisionCurrent,
     Location,
     Order,
     OrderLine,
@@ -125,6 +126,8 @@ def _lines_with_allocations() -> Prefetch:
     lines = (
         OrderLine.objects.select_related("item", "ship_from")
         .annotate(allocated_quantity=_sum_of(Allocation.objects.filter(line=OuterRef("pk")), "quantity", "line"))
+        # When open inbound would cover the line's shortfall (its current decision; allocation.depth).
+        .annotate(projected_date=Subquery(LineDecisionCurrent.objects.filter(line=OuterRef("pk")).values("log__projected_date")[:1]))
         .prefetch_related(Prefetch("allocations", queryset=allocations))
         .order_by("line")
     )

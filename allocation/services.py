@@ -28,7 +28,7 @@ from django.db import DatabaseError, connection, models, transaction
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from allocation import engine
+from allocation import depth, engine, execution_modes, plugins
 from allocation.dates import business_today
 from allocation.engine import types as et
 from allocation.heartbeat import RunHeartbeat
@@ -95,6 +95,13 @@ def _hold_if_running(run: AllocationRun) -> None:
     run.heartbeat_at = timezone.now()
 
 
+def _notify_finished(run: AllocationRun) -> None:
+    """Tell the person who asked for the run how it ended (in the run's last transaction)."""
+    from exceptions import notifications  # exceptions depends on allocation, not the reverse
+
+    notifications.run_finished(run)
+
+
 def _fail(run: AllocationRun, error: BaseException, started: float) -> AllocationRun:
     """Record ``error`` on the run, unless the reaper failed it already (its reason stands)."""
     if isinstance(error, RunLost):
@@ -109,10 +116,13 @@ def _fail(run: AllocationRun, error: BaseException, started: float) -> Allocatio
     run.timings = {**run.timings, "total": round(time.perf_counter() - started, 4)}
     fields = ["status", "error", "phase", "finished_at", "timings"]
     try:
-        if not AllocationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-            **{name: getattr(run, name) for name in fields}
-        ):
-            run.refresh_from_db()
+        with transaction.atomic():
+            if AllocationRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                **{name: getattr(run, name) for name in fields}
+            ):
+                _notify_finished(run)
+            else:
+                run.refresh_from_db()
     except DatabaseError:  # the database went away too: the reaper records the run's end
         logger.exception("allocation run #%s: could not record its failure", run.pk)
     return run
@@ -139,7 +149,7 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             heartbeat.phase("loading every open line" if expanded is None else f"loading the lines of {len(expanded):,} items", 10)
             lock_run_scope(expanded)
             mark = time.perf_counter()
-            loaded = load_input(as_of=run.as_of, context=context, expanded=expanded)
+            loaded = execution_modes.for_engine(load_input(as_of=run.as_of, context=context, expanded=expanded))
             timings["load"] = round(time.perf_counter() - mark, 4)
             lines = len(loaded.line_ids)
             heartbeat.phase(f"ranking and allocating {lines:,} lines", 40)
@@ -158,6 +168,10 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             run.progress = 100
             run.phase = "done"
             run.line_count = len(loaded.line_ids)
+            run.degraded_feeds = loaded.degraded_feeds  # stale sources discounted (integrations.freshness)
+            run.warnings = loaded.warnings  # factor plugins skipped (allocation.plugins)
+            run.price_of_fairness = depth.price_of_fairness(result)
+            plugins.record_problems(loaded.warnings)
             run.allocation_count = stats.allocations
             run.changed_line_count = stats.changed_lines
             run.exceptions_raised = stats.exceptions.created
@@ -166,6 +180,7 @@ def execute_run(run: AllocationRun) -> AllocationRun:
             run.timings = timings
             run.finished_at = timezone.now()
             run.save()
+            _notify_finished(run)
     except Exception as error:  # recorded on the run row: a failed run is a result, not a crash
         run.timings = timings
         return _fail(run, error, started)
@@ -349,7 +364,7 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             mark = time.perf_counter()
             active: PolicyContext = active_context()
             draft = context_for(policy_version)
-            loaded = load_input(as_of=run.as_of, context=active)
+            loaded = execution_modes.for_engine(load_input(as_of=run.as_of, context=active))
             draft_loaded = with_policy(loaded, draft)
             timings["load"] = round(time.perf_counter() - mark, 4)
             heartbeat.phase("allocating", 40)
@@ -359,6 +374,7 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             timings["engine"] = round(time.perf_counter() - mark, 4)
             heartbeat.phase("comparing", 80)
             payload = simulation_diff(loaded, before, after)
+            payload["price_of_fairness"] = {"active": depth.price_of_fairness(before), "draft": depth.price_of_fairness(after)}
         with transaction.atomic():
             _hold_if_running(run)
             SimulationResult.objects.create(run=run, payload=payload)
@@ -371,9 +387,12 @@ def execute_simulation(run: AllocationRun, policy_version: Any) -> AllocationRun
             run.changed_line_count = payload["gaining_count"] + payload["losing_count"]
             run.exceptions_raised = payload["exceptions_added_count"]
             run.exceptions_resolved = payload["exceptions_removed_count"]
+            run.warnings = depth.unique_warnings(loaded.warnings + draft_loaded.warnings)
+            run.price_of_fairness = payload["price_of_fairness"]["draft"]
             run.timings = timings
             run.finished_at = timezone.now()
             run.save()
+            _notify_finished(run)
     except Exception as error:  # recorded on the run row, like a failed run
         run.timings = timings
         return _fail(run, error, started)

@@ -4,6 +4,8 @@
 With a broker it coalesces bursts: the SKUs go into a Redis set and one
 ``incremental_run_task`` is enqueued with a short countdown unless one is already waiting
 (``SET NX``), so a thousand events on one item within a second make a few runs, not a thousand.
+The countdown applies only while an incremental run is already going (``RUNNING_KEY``): an
+event that finds the worker idle is run at once, with no fixed delay.
 Without a broker (embedded default) it runs the incremental run in-process after commit;
 ingestion calls it once per processed batch, which coalesces naturally.
 
@@ -34,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 PENDING_SKUS_KEY = "allot:allocation:pending-skus"
 SCHEDULED_KEY = "allot:allocation:incremental-scheduled"
+RUNNING_KEY = "allot:allocation:incremental-running"
+RUNNING_FLAG_TTL_SECONDS = 300  # a worker that dies mid-run stops delaying others after this
 COALESCE_SECONDS = 0.5
 SCHEDULED_FLAG_TTL_SECONDS = 60  # a lost task never blocks scheduling for longer than this
 FULL_RUN_CHUNKS = 4
@@ -84,7 +88,26 @@ def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") 
         wanted |= {member.decode() for member in members}
     if not wanted:
         return None
-    return run_incremental(sorted(wanted), trigger=trigger).pk
+    if not broker_configured():
+        return run_incremental(sorted(wanted), trigger=trigger).pk
+    _set_running(True)
+    try:
+        return run_incremental(sorted(wanted), trigger=trigger).pk
+    finally:
+        _set_running(False)
+
+
+def _set_running(running: bool) -> None:
+    """Say (in Redis) whether an incremental run is going: requests arriving meanwhile wait
+    ``COALESCE_SECONDS`` to be merged; others start at once. A Redis failure is logged only."""
+    try:
+        client = broker.redis_client()
+        if running:
+            client.set(RUNNING_KEY, "1", ex=RUNNING_FLAG_TTL_SECONDS)
+        else:
+            client.delete(RUNNING_KEY)
+    except broker.PUBLISH_ERRORS as error:
+        logger.warning("could not mark the incremental run %s: %s", "started" if running else "ended", error)
 
 
 @shared_task(name="allocation.tasks.run_items_task", ignore_result=True)
@@ -158,8 +181,9 @@ def _enqueue_coalesced(skus: list[str]) -> bool:
         logger.warning("broker unavailable, incremental run for %s in-process: %s", ",".join(skus), error)
         _run_in_process(skus)
         return False
+    countdown = COALESCE_SECONDS if broker.flag_set(RUNNING_KEY) else None
     return broker.publish_once(
-        incremental_run_task, flag=SCHEDULED_KEY, ttl=SCHEDULED_FLAG_TTL_SECONDS, countdown=COALESCE_SECONDS
+        incremental_run_task, flag=SCHEDULED_KEY, ttl=SCHEDULED_FLAG_TTL_SECONDS, countdown=countdown
     )
 
 
@@ -195,3 +219,19 @@ def _run_in_process(skus: Iterable[str]) -> None:
     run = run_incremental(list(skus))
     if run.status != "succeeded":
         logger.warning("incremental run #%s for %s failed: %s", run.pk, ",".join(skus), run.error)
+
+
+@shared_task(name="allocation.tasks.release_waves_task", ignore_result=True)
+def release_waves_task() -> int:
+    """Beat: run the release wave of every location whose cutoff is near (allocation.releases)."""
+    from allocation.releases import start_scheduled_waves
+
+    return len(start_scheduled_waves())
+
+
+@shared_task(name="allocation.tasks.expire_quotes_task", ignore_result=True)
+def expire_quotes_task() -> int:
+    """Beat: cancel the lines of quotes past their expiry and re-allocate their supply (allocation.quotes)."""
+    from allocation.quotes import expire_quotes
+
+    return len(expire_quotes().orders)

@@ -25,3 +25,15 @@ urlpatterns += [
     path("policies/versions/<int:pk>/simulate/", run_views.simulate_start, name="simulate_start"),
     path("simulations/<int:pk>/", run_views.simulation_status, name="simulation_status"),
 ]
+
+# Release to the warehouse in waves, and recommendations to accept (allocation.release_views).
+from allocation import release_views  # noqa: E402
+
+urlpatterns += [
+    path("release/", release_views.release_list, name="release_list"),
+    path("release/recommendations/", release_views.recommendation_queue, name="recommendation_queue"),
+    path("release/recommendations/accept/", release_views.recommendation_accept, name="recommendation_accept"),
+    path("release/waves/<int:pk>/", release_views.wave_detail, name="wave_detail"),
+    path("release/<code:code>/", release_views.release_location, name="release_location"),
+    path("release/<code:code>/run/", release_views.release_run, name="release_run"),
+]

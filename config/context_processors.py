@@ -8,10 +8,14 @@ NAVIGATION = [
     ("Inventory", "allocation:inventory_list", roles.READERS),
     ("Supply", "allocation:supply_list", roles.READERS),
     ("Runs", "allocation:run_list", roles.READERS),
+    ("Release", "allocation:release_list", {roles.PLANNER}),
     ("Exceptions", "exceptions:queue_list", {roles.PLANNER, roles.CUSTOMER_SERVICE, roles.APPROVER}),
     ("Approvals", "exceptions:approval_inbox", {roles.APPROVER}),
     ("Policies", "policies:policy_list", roles.READERS),
+    ("Integrations", "integrations:overview", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
     ("Events", "integrations:event_list", {roles.INTEGRATION, roles.PLANNER, roles.FINANCE}),
+    ("Audit", "audit:trail", roles.READERS),
+    ("Exports", "integrations:export_list", {roles.FINANCE}),
 ]
 
 

@@ -172,6 +172,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "config.context_processors.navigation",
+                "exceptions.preferences.context",
             ],
         },
     },
@@ -359,6 +360,37 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "schedule": 10.0,
     },
 }
+# Feed freshness (integrations.freshness): beat raises or resolves stale_feed cases this often.
+ALLOT_FEED_CHECK_SECONDS = env_float("ALLOT_FEED_CHECK_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["check-feed-freshness"] = {
+    "task": "integrations.tasks.check_feed_freshness_task",
+    "schedule": ALLOT_FEED_CHECK_SECONDS,
+}
+# Event files uploaded in the browser (integrations.uploads): at most this many bytes and rows.
+ALLOT_UPLOAD_MAX_BYTES = env_int("ALLOT_UPLOAD_MAX_BYTES", 50 * 1024 * 1024)
+ALLOT_UPLOAD_MAX_ROWS = env_int("ALLOT_UPLOAD_MAX_ROWS", 500_000)
+# A replay (integrations.replays) re-applies at most this many stored events at once.
+ALLOT_REPLAY_MAX_EVENTS = env_int("ALLOT_REPLAY_MAX_EVENTS", 50_000)
+# Release waves (allocation.releases): beat looks every ALLOT_RELEASE_SCHEDULE_SECONDS for
+# locations whose cutoff (their own time zone) is within ALLOT_RELEASE_LEAD_MINUTES and runs
+# their wave; a wave still "running" after ALLOT_WAVE_LOST_SECONDS (its process died) is failed.
+ALLOT_RELEASE_LEAD_MINUTES = env_int("ALLOT_RELEASE_LEAD_MINUTES", 30)
+ALLOT_RELEASE_SCHEDULE_SECONDS = env_float("ALLOT_RELEASE_SCHEDULE_SECONDS", 300.0)
+ALLOT_WAVE_LOST_SECONDS = env_int("ALLOT_WAVE_LOST_SECONDS", 900)
+CELERY_BEAT_SCHEDULE["release-waves-before-cutoff"] = {
+    "task": "allocation.tasks.release_waves_task",
+    "schedule": ALLOT_RELEASE_SCHEDULE_SECONDS,
+}
+# Quotes past expires_at: lines cancelled, supply re-allocated, quote.expired sent (allocation.quotes).
+ALLOT_QUOTE_EXPIRY_SECONDS = env_float("ALLOT_QUOTE_EXPIRY_SECONDS", 60.0)
+CELERY_BEAT_SCHEDULE["expire-quotes"] = {"task": "allocation.tasks.expire_quotes_task", "schedule": ALLOT_QUOTE_EXPIRY_SECONDS}
+# Custom score factors (allocation.plugins): name=module:callable, comma-separated; and the time
+# budget of one plugin in one run, past which it is skipped with a run warning and a case.
+ALLOT_FACTOR_PLUGINS = env_str(
+    "ALLOT_FACTOR_PLUGINS",
+    "expedite_flag=allocation.plugins_sample:expedite_flag,strategic_item=allocation.plugins_sample:strategic_item",
+)
+ALLOT_FACTOR_PLUGIN_BUDGET_SECONDS = env_float("ALLOT_FACTOR_PLUGIN_BUDGET_SECONDS", 2.0)
 
 # Business date: pins "today" for demo, training and test environments (allocation.md).
 ALLOT_BUSINESS_DATE = env_date("ALLOT_BUSINESS_DATE")
@@ -369,6 +401,10 @@ ALLOT_AUTO_REGISTER_SOURCES = env_bool("ALLOT_AUTO_REGISTER_SOURCES", not _SERVE
 ALLOT_WEBHOOK_MAX_AGE_SECONDS = env_int("ALLOT_WEBHOOK_MAX_AGE_SECONDS", 300)
 # Where outbound messages (the outbox) are POSTed as JSON. Unset = they wait, pending.
 ALLOT_OUTBOX_URL = env_str("ALLOT_OUTBOX_URL", "")
+# The destination's shared secret: each message is signed like an inbound webhook
+# (X-Allot-Timestamp, X-Allot-Signature: sha256 HMAC of timestamp + "." + body). Unset = unsigned.
+ALLOT_OUTBOX_SECRET = env_str("ALLOT_OUTBOX_SECRET", "")
+ALLOT_OUTBOX_TIMEOUT_SECONDS = env_float("ALLOT_OUTBOX_TIMEOUT_SECONDS", 5.0)
 # Readiness (GET /readyz, manage.py readiness; config/health.py) fails when beat's last tick, the
 # oldest pending event or the oldest queued run is older than this many seconds.
 ALLOT_READY_BEAT_SECONDS = env_int("ALLOT_READY_BEAT_SECONDS", 120)
@@ -386,6 +422,8 @@ ALLOT_EVENT_MAX_FUTURE_MINUTES = 5
 # lies at most this many days after the business date.
 ALLOT_BULK_MAX_IDS = env_int("ALLOT_BULK_MAX_IDS", 500)
 ALLOT_DEFER_MAX_DAYS = env_int("ALLOT_DEFER_MAX_DAYS", 365)
+# How screens write dates when a person chose none (exceptions.preferences; a Django date format).
+ALLOT_DATE_FORMAT = env_str("ALLOT_DATE_FORMAT", "Y-m-d")
 DATA_UPLOAD_MAX_MEMORY_SIZE = ALLOT_MAX_BATCH_BYTES + 1024 * 1024
 
 # Logs (config/logs.py): JSON lines in production or with LOG_FORMAT=json, readable lines
@@ -412,3 +450,13 @@ for _network in ALLOT_METRICS_ALLOWED_NETWORKS:
         raise ImproperlyConfigured(f"ALLOT_METRICS_ALLOWED_NETWORKS: {_network!r} is not a network (CIDR)") from error
 # A scraper inside the deployment speaks plain HTTP to the web container.
 SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
+
+# Audit trail (allocation.audit): beat seals new audit records every ALLOT_AUDIT_SEAL_SECONDS
+# (the window in which a history row is not yet hash-chained) and verifies every chain daily.
+CELERY_IMPORTS = ("allocation.audit.tasks",)
+ALLOT_AUDIT_SEAL_SECONDS = env_float("ALLOT_AUDIT_SEAL_SECONDS", 300.0)
+CELERY_BEAT_SCHEDULE["seal-audit-records"] = {"task": "allocation.audit.tasks.seal_audit_task", "schedule": ALLOT_AUDIT_SEAL_SECONDS}
+CELERY_BEAT_SCHEDULE["verify-audit-daily"] = {
+    "task": "allocation.audit.tasks.verify_audit_task",
+    "schedule": crontab(hour=env_int("ALLOT_AUDIT_VERIFY_HOUR", 3), minute=30),
+}

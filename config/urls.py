@@ -21,4 +21,5 @@ urlpatterns = [
     path("policies/", include("policies.urls")),
     path("exceptions/", include("exceptions.urls")),
     path("integrations/", include("integrations.urls")),
+    path("audit/", include("allocation.audit.urls")),
 ]

@@ -19,6 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from config import roles
+from exceptions import notifications
 from exceptions.choices import ApprovalStatus
 from exceptions.errors import ApprovalNotAllowed, ApprovalNotPending, SelfApprovalRefused
 from exceptions.models import ApprovalRequest
@@ -77,6 +78,7 @@ def request_approval(*, kind: str, subject: Any, actor: Any, note: str = "", pay
     )
     approval._change_reason = f"requested: {note}"[:100]
     approval.save()
+    notifications.approval_requested(approval, actor=actor)
     return approval
 
 
@@ -119,6 +121,7 @@ def _decide(approval_id: int, *, actor: Any, reason: str, approve: bool) -> Appr
         if handler is not None:
             subject = approval.subject
             (handler.on_approved if approve else handler.on_rejected)(approval, subject)
+        notifications.approval_decided(approval, actor=actor)
         return approval
 
 
@@ -139,3 +142,26 @@ def cancel(approval: ApprovalRequest, *, reason: str) -> None:
     approval.decided_at = timezone.now()
     approval._change_reason = f"cancelled: {reason}"[:100]
     approval.save()
+
+
+def withdraw(approval_id: int, *, actor: Any, reason: str = "") -> ApprovalRequest:
+    """The requester withdraws their pending request: it becomes ``cancelled`` (recorded with
+    the actor and reason) and its subject leaves the waiting state as on a rejection (the
+    handler's ``on_rejected``, which reads ``approval.status`` to word it as a withdrawal)."""
+    with transaction.atomic():
+        approval = ApprovalRequest.objects.select_for_update().get(pk=approval_id)
+        if approval.status != ApprovalStatus.PENDING:
+            raise ApprovalNotPending(f"This request is already {approval.status}.", status=approval.status)
+        if approval.requested_by_id != actor.pk:
+            raise ApprovalNotAllowed("Only the requester can withdraw a request.")
+        approval.status = ApprovalStatus.CANCELLED
+        approval.decided_by = actor
+        approval.decision_reason = reason.strip() or "withdrawn by the requester"
+        approval.decided_at = timezone.now()
+        approval._change_reason = f"withdrawn: {approval.decision_reason}"[:100]
+        approval._history_user = actor
+        approval.save()
+        handler = _HANDLERS.get(approval.kind)
+        if handler is not None:
+            handler.on_rejected(approval, approval.subject)
+        return approval

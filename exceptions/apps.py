@@ -7,4 +7,7 @@ class ExceptionsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the approval handlers of exception actions (override, release).
-        from exceptions import services, workbench  # noqa: F401
+        # preferences: the person's date format goes into their session at login.
+        from exceptions import preferences, services, workbench  # noqa: F401
+
+        preferences.connect_signals()

@@ -17,6 +17,7 @@ class ExceptionType(models.TextChoices):
     EVENT_FAILED = "event_failed"
     UNKNOWN_CODE = "unknown_code"
     NEGATIVE_STOCK = "negative_stock"
+    FACTOR_PLUGIN_FAILED = "factor_plugin_failed"  # a custom score factor skipped by a run (allocation.plugins)
     # Raised by integrations
     STALE_FEED = "stale_feed"
     OUTBOX_DEAD_LETTER = "outbox_dead_letter"
@@ -35,6 +36,42 @@ RUN_EXCEPTION_TYPES = frozenset(
         ExceptionType.APPROVAL_REQUIRED,
     }
 )
+
+
+# Reasons of one case, most severe first: the case is routed by the first open one
+# (allocation.md "Only true exceptions reach people").
+REASON_SEVERITY: tuple[str, ...] = (
+    "priority_shortage",
+    "ship_complete_blocked",
+    "allocation_reversed",
+    "credit_hold",
+    "promise_at_risk",
+    "substitution_proposed",
+    "split_limit",
+    "margin_below_floor",
+    "approval_required",
+)
+
+
+def most_severe(types) -> str:
+    """The routing type of a case: the most severe of its reasons' types."""
+    found = set(types)
+    for name in REASON_SEVERITY:
+        if name in found:
+            return name
+    return sorted(found)[0]
+
+
+class CaseKind(models.TextChoices):
+    """Work needs a decision; information is shown but no action can change it today."""
+
+    WORK = "work"
+    INFORMATION = "information"
+
+
+class ReasonStatus(models.TextChoices):
+    OPEN = "open"
+    RESOLVED = "resolved"
 
 
 class ExceptionStatus(models.TextChoices):
@@ -91,3 +128,25 @@ class ExceptionAction(models.TextChoices):
 
 APPROVAL_KIND_OVERRIDE = "exception.override"
 APPROVAL_KIND_RELEASE = "exception.release"
+
+
+class NotificationKind(models.TextChoices):
+    """What an in-app notification tells its recipient (exceptions.notifications)."""
+
+    CLAIM_TAKEN_OVER = "claim_taken_over", "Claim taken over"
+    APPROVAL_REQUESTED = "approval_requested", "Approval requested"
+    APPROVAL_APPROVED = "approval_approved", "Approval approved"
+    APPROVAL_REJECTED = "approval_rejected", "Approval rejected"
+    CASE_ESCALATED = "case_escalated", "Case escalated"
+    RUN_FINISHED = "run_finished", "Run finished"
+
+
+class DateFormat(models.TextChoices):
+    """How a person reads dates on the screens (a preference; the API keeps ISO 8601).
+    Values are Django ``date`` filter formats."""
+
+    ISO = "Y-m-d", "2026-06-01 (ISO)"
+    EUROPEAN = "d.m.Y", "01.06.2026"
+    BRITISH = "d/m/Y", "01/06/2026"
+    US = "m/d/Y", "06/01/2026"
+    WORDS = "j M Y", "1 Jun 2026"

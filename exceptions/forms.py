@@ -21,7 +21,24 @@ class VersionForm(StorableTextForm):
 
 
 class ClaimForm(VersionForm):
+    """Claim; taking a colleague's claim over needs the ticked confirmation and a reason."""
+
     take_over = forms.BooleanField(required=False)
+    reason = forms.CharField(max_length=300, required=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("take_over") and not (data.get("reason") or "").strip():
+            self.add_error("reason", "Say why you take this claim over (your colleague is told).")
+        return data
+
+
+class ReleaseToWarehouseForm(VersionForm):
+    """Release to warehouse: ``confirm`` is the ticked confirmation the screen asks for on a
+    tier-1 customer's line or one above ``auto_release_max_value``."""
+
+    note = forms.CharField(max_length=500, required=False)
+    confirm = forms.BooleanField(required=False)
 
 
 class AssignForm(VersionForm):

@@ -7,8 +7,12 @@ from simple_history.models import HistoricalRecords
 from exceptions.choices import (
     ACTIVE_STATUSES,
     ApprovalStatus,
+    CaseKind,
+    DateFormat,
     ExceptionStatus,
     ExceptionType,
+    NotificationKind,
+    ReasonStatus,
     Severity,
 )
 
@@ -66,15 +70,22 @@ class RoutingRule(models.Model):
 
 
 class DecisionException(models.Model):
-    """A decision a person must make, raised by a run, by ingestion or by an integration.
+    """A **case**: one decision a person must make, raised by a run, by ingestion or by an integration.
 
-    ``key`` identifies the condition (type + subject), so a later run that raises the same
-    condition updates the active exception instead of duplicating it; at most one active
-    exception exists per key. ``version`` increases on every change so that a stale action
-    can be refused (optimistic concurrency).
+    A run gives a line at most one active case (key ``case:<order>/<line>``) and a
+    ship-complete order one (``case:<order>``), listing all the line's open reasons
+    (:class:`CaseReason`, each created, updated and resolved by runs with its own history);
+    ``type`` is the most severe open reason (it routes the case) and ``reason_types`` lists
+    them all. A case whose reasons no action can change today is ``kind=information``.
+    Ingestion and integration problems are cases of their own (``key`` names the condition,
+    one reason: their type). At most one active case exists per key. ``version`` increases
+    on every change so that a stale action can be refused (optimistic concurrency).
+    ``Case`` is this model's name in new code; the table keeps its first name.
     """
 
     type = models.CharField(max_length=32, choices=ExceptionType.choices, db_index=True)
+    kind = models.CharField(max_length=12, choices=CaseKind.choices, default=CaseKind.WORK)
+    reason_types = models.JSONField(default=list, blank=True)
     key = models.CharField(max_length=300)
     status = models.CharField(max_length=20, choices=ExceptionStatus.choices, default=ExceptionStatus.OPEN)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.MEDIUM)
@@ -139,6 +150,49 @@ class DecisionException(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+Case = DecisionException
+
+
+class CaseReason(models.Model):
+    """One reason of a case, as a run raised it (``key`` = type + subject, at most one open).
+
+    Reasons of lines worth less than the policy's ``exception_min_value`` have no case (they
+    are counted in the KPIs but reach nobody). ``information`` marks a reason that no action
+    can change today (its line is short only of supply that is fixed or does not exist).
+    """
+
+    case = models.ForeignKey(DecisionException, null=True, blank=True, on_delete=models.CASCADE, related_name="reasons")
+    type = models.CharField(max_length=32, choices=ExceptionType.choices)
+    key = models.CharField(max_length=300)
+    status = models.CharField(max_length=12, choices=ReasonStatus.choices, default=ReasonStatus.OPEN)
+    message = models.CharField(max_length=500)
+    details = models.JSONField(default=dict, blank=True)
+    information = models.BooleanField(default=False)
+    line = models.ForeignKey("allocation.OrderLine", null=True, blank=True, on_delete=models.CASCADE, related_name="case_reasons")
+    order = models.ForeignKey("allocation.Order", null=True, blank=True, on_delete=models.CASCADE, related_name="case_reasons")
+    value = models.DecimalField(max_digits=16, decimal_places=2, default=0)
+    run_id = models.BigIntegerField(null=True, blank=True)
+    raised_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution_reason = models.CharField(max_length=300, blank=True, default="")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["raised_at", "id"]
+        indexes = [
+            models.Index(fields=["line", "status"], name="reason_line_status"),
+            models.Index(fields=["order", "status"], name="reason_order_status"),
+            models.Index(fields=["status", "type"], name="reason_status_type"),
+        ]
+        constraints = [
+            models.UniqueConstraint(fields=["key"], condition=models.Q(status="open"), name="reason_one_open_per_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.key}"
 
 
 class ApprovalRequest(models.Model):
@@ -227,3 +281,37 @@ class PromiseChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.line_id}: {self.previous_promised_date} -> {self.promised_date}"
+
+
+class Notification(models.Model):
+    """An in-app notification for one person (the bell): written by the service that made
+    the change, in the same transaction, so it exists exactly when the change does."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=32, choices=NotificationKind.choices)
+    text = models.CharField(max_length=500)
+    link = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField()
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            # The notifications page: a person's newest first (keyset pages).
+            models.Index(fields=["recipient", "-created_at", "-id"], name="notification_recipient_new"),
+            # The bell: a person's unread count.
+            models.Index(fields=["recipient"], condition=models.Q(read_at__isnull=True), name="notification_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.recipient_id}"
+
+
+class UserPreference(models.Model):
+    """What a person chose for the screens (date format); absent = the site defaults."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="allot_preference")
+    date_format = models.CharField(max_length=16, choices=DateFormat.choices, default=DateFormat.ISO)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"

@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 from simple_history.utils import bulk_update_with_history
 
+from exceptions import notifications
 from exceptions.choices import ExceptionStatus, Severity
 from exceptions.models import DecisionException, Queue, RoutingRule
 
@@ -196,6 +197,7 @@ def escalate_overdue(now: dt.datetime) -> int:
             )
             if not chunk:
                 return escalated
+            previous_assignees = {exception.pk: exception.assignee_id for exception in chunk}
             for exception in chunk:
                 target = exception.queue.escalation_queue
                 exception._change_reason = f"escalated (SLA overdue) from {exception.queue.name} to {target.name}"
@@ -214,4 +216,5 @@ def escalate_overdue(now: dt.datetime) -> int:
                 batch_size=1000,
                 default_change_reason="escalated",
             )
+            notifications.cases_escalated(chunk, previous_assignees=previous_assignees, now=now)
             escalated += len(chunk)

@@ -137,6 +137,7 @@ class ExceptionFilters:
     sla: str = ""
     q: str = ""
     sort: str = DEFAULT_SORT
+    kind: str = ""  # work | information | "" (both)
     errors: tuple[tuple[str, str], ...] = ()
 
 
@@ -167,6 +168,7 @@ def parse_filters(params: Any) -> ExceptionFilters:
         sla=pick("sla", {"overdue", "due_soon"}),
         q=pick("q", None)[:100],
         sort=pick("sort", set(SORTS), DEFAULT_SORT),
+        kind=pick("kind", {"work", "information"}),
         errors=tuple(errors),
     )
 
@@ -179,6 +181,8 @@ def filter_exceptions(qs: QuerySet[DecisionException], filters: ExceptionFilters
         qs = qs.filter(status__in=STATUS_FILTERS[filters.status])
     if filters.type:
         qs = qs.filter(type=filters.type)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
     if filters.assignee == "me":
         qs = qs.filter(assignee=user)
     elif filters.assignee == "none":

@@ -30,7 +30,7 @@ from allocation import overrides
 from allocation.dates import business_today
 from allocation.models import OrderLine
 from config import bounds, roles
-from exceptions import approvals, routing
+from exceptions import approvals, notifications, routing, safety
 from exceptions.choices import (
     ACTIVE_STATUSES,
     APPROVAL_KIND_OVERRIDE,
@@ -39,6 +39,7 @@ from exceptions.choices import (
     ExceptionStatus,
     ExceptionType,
     OverrideReason,
+    ReasonStatus,
 )
 from exceptions.errors import (
     ActionNotAllowed,
@@ -47,7 +48,7 @@ from exceptions.errors import (
     InvalidAction,
     StaleAction,
 )
-from exceptions.models import DecisionException, ExceptionComment, SavedView
+from exceptions.models import CaseReason, DecisionException, ExceptionComment, SavedView
 
 # Who may act on exceptions.
 ACTOR_ROLES = frozenset({roles.PLANNER, roles.CUSTOMER_SERVICE})
@@ -163,9 +164,26 @@ def _require_workable(exception: DecisionException, actor: Any) -> None:
 
 
 def _resolve(exception: DecisionException, reason: str, now: dt.datetime) -> None:
+    """Resolve a case and, with it, its open reasons (a later run that finds the condition
+    again raises a new reason and a new case)."""
     exception.status = ExceptionStatus.RESOLVED
     exception.resolved_at = now
     exception.resolution_reason = reason[:300]
+    _resolve_reasons([exception.pk], reason, now)
+
+
+def _resolve_reasons(case_ids: list[int], reason: str, now: dt.datetime) -> None:
+    reasons = list(CaseReason.objects.filter(case_id__in=case_ids, status=ReasonStatus.OPEN))
+    for item in reasons:
+        item.status = ReasonStatus.RESOLVED
+        item.resolved_at = now
+        item.updated_at = now
+        item.resolution_reason = reason[:300]
+    if reasons:
+        bulk_update_with_history(
+            reasons, CaseReason, ["status", "resolved_at", "updated_at", "resolution_reason"],
+            batch_size=1000, default_change_reason=reason[:100], default_date=now,
+        )
 
 
 def _line_of(exception: DecisionException) -> OrderLine:
@@ -203,17 +221,20 @@ def _refuse_unless_holder(exception: DecisionException, actor: Any, action: str)
         )
 
 
-def claim(exception_id: int, *, actor: Any, expected_version: int, take_over: bool = False) -> ActionResult:
+def claim(
+    exception_id: int, *, actor: Any, expected_version: int, take_over: bool = False, reason: str = ""
+) -> ActionResult:
     """Take an open exception: it becomes claimed by the actor. A colleague's claim is taken
-    over only with ``take_over`` (the confirmed take-over), recorded with whose claim it was."""
+    over only with ``take_over`` (the confirmed take-over) and a ``reason``, recorded with whose
+    claim it was; the colleague is notified in the same transaction."""
     _check_actor(actor)
     now = timezone.now()
+    previous_holder = None
     with transaction.atomic():
         exception = _lock(exception_id, expected_version)
         _require_active(exception)
         if exception.status == ExceptionStatus.AWAITING_APPROVAL:
             raise InvalidAction("This exception is waiting for an approver.", field="status")
-        reason, message = f"claimed by {actor.get_username()}", "Claimed."
         if exception.status == ExceptionStatus.CLAIMED:
             if not _held_by_other(exception, actor):
                 raise InvalidAction("You have already claimed this exception.", field="assignee")
@@ -222,11 +243,19 @@ def claim(exception_id: int, *, actor: Any, expected_version: int, take_over: bo
                     f"Already claimed by {exception.assignee.get_username()}; confirm the take-over to take it from them.",
                     field="take_over",
                 )
-            previous = exception.assignee.get_username()
-            reason, message = f"taken over by {actor.get_username()} from {previous}", f"Taken over from {previous}."
+            why = _required_text(reason, "reason", "A reason for the take-over")
+            previous_holder = exception.assignee
+            previous = previous_holder.get_username()
+            reason = f"taken over by {actor.get_username()} from {previous}: {why}"
+            message = f"Taken over from {previous}; they have been told."
+            ExceptionComment.objects.create(exception=exception, author=actor, body=f"Took over the claim from {previous}: {why}")
+        else:
+            reason, message = f"claimed by {actor.get_username()}", "Claimed."
         exception.status = ExceptionStatus.CLAIMED
         exception.assignee = actor
         _save(exception, actor=actor, reason=reason, now=now)
+        if previous_holder is not None:
+            notifications.claim_taken_over(case=exception, previous=previous_holder, actor=actor, reason=why, now=now)
     return ActionResult(exception, message)
 
 
@@ -274,7 +303,7 @@ def accept(exception_id: int, *, actor: Any, expected_version: int) -> ActionRes
     with transaction.atomic():
         exception = _lock(exception_id, expected_version)
         _require_workable(exception, actor)
-        if exception.type != ExceptionType.SUBSTITUTION_PROPOSED:
+        if ExceptionType.SUBSTITUTION_PROPOSED not in (exception.reason_types or [exception.type]):
             raise InvalidAction("Only a proposed substitution can be accepted.", field="type")
         line = _line_of(exception)
         changed = overrides.accept_substitution(line)
@@ -442,9 +471,13 @@ def hold(exception_id: int, *, actor: Any, expected_version: int, note: str = ""
     return ActionResult(exception, f"Held {changed} allocation(s): pinned.", run=run, changed_allocations=changed)
 
 
-def release_to_warehouse(exception_id: int, *, actor: Any, expected_version: int, note: str = "") -> ActionResult:
+def release_to_warehouse(
+    exception_id: int, *, actor: Any, expected_version: int, note: str = "", confirmed: bool = True
+) -> ActionResult:
     """Release the line's reserved and pinned allocations to the warehouse. A line worth more
-    than its ``auto_release_max_value`` waits for an approver instead."""
+    than its ``auto_release_max_value`` waits for an approver instead. With ``confirmed=False``
+    (the screens' unticked confirmation) a tier-1 customer's line or one above that threshold
+    is refused until the person confirms (``exceptions.safety``)."""
     _check_actor(actor)
     now = timezone.now()
     with transaction.atomic():
@@ -453,6 +486,9 @@ def release_to_warehouse(exception_id: int, *, actor: Any, expected_version: int
         line = _line_of(exception)
         if overrides.releasable_quantity(line) <= 0:
             raise InvalidAction("The line has nothing reserved to release.", field="line")
+        ask = "" if confirmed else safety.release_confirmation(line)
+        if ask:
+            raise InvalidAction(f"Confirm the release to the warehouse: {ask}.", field="confirm")
         exception.assignee = actor
         why = overrides.release_needs_approval(line)
         if why:
@@ -527,6 +563,7 @@ def escalate(exception_id: int, *, actor: Any, expected_version: int, note: str 
         if target is None:
             raise InvalidAction("This queue has no escalation queue.", field="queue")
         from_name = exception.queue.name
+        previous_holder = exception.assignee if exception.assignee_id else None
         exception.queue = target
         exception.escalation_level += 1
         exception.escalated_at = now
@@ -536,6 +573,7 @@ def escalate(exception_id: int, *, actor: Any, expected_version: int, note: str 
         _save(exception, actor=actor, reason=f"escalated from {from_name} to {target.name}{': ' + note if note else ''}", now=now)
         if note.strip():
             ExceptionComment.objects.create(exception=exception, author=actor, body=f"Escalated: {note.strip()}")
+        notifications.case_escalated(exception, previous=previous_holder, actor=actor, now=now)
     return ActionResult(exception, f"Escalated to {target.name}.")
 
 
@@ -550,6 +588,7 @@ def dismiss(exception_id: int, *, actor: Any, expected_version: int, reason: str
         exception.status = ExceptionStatus.DISMISSED
         exception.resolved_at = now
         exception.resolution_reason = f"dismissed: {reason}"[:300]
+        _resolve_reasons([exception.pk], f"dismissed: {reason}", now)
         _save(exception, actor=actor, reason=f"dismissed: {reason}", now=now)
     return ActionResult(exception, "Dismissed.")
 
@@ -669,6 +708,7 @@ def bulk_dismiss(selection: Mapping[int, int], *, actor: Any, reason: str) -> Bu
         row.status = ExceptionStatus.DISMISSED
         row.resolved_at = now
         row.resolution_reason = f"dismissed: {reason}"[:300]
+        _resolve_reasons([row.pk], f"dismissed: {reason}", now)
         return ""
 
     return _bulk(
@@ -730,9 +770,10 @@ def _on_rejected(approval, subject: DecisionException) -> None:
     exception.status = ExceptionStatus.CLAIMED
     exception.assignee = approval.requested_by
     now = timezone.now()
-    _save(exception, actor=approval.decided_by, reason=f"{approval.kind} rejected: {approval.decision_reason}", now=now)
+    verb = "withdrawn" if approval.status == "cancelled" else "rejected"  # withdrawn by its requester
+    _save(exception, actor=approval.decided_by, reason=f"{approval.kind} {verb}: {approval.decision_reason}", now=now)
     ExceptionComment.objects.create(
-        exception=exception, author=approval.decided_by, body=f"Rejected: {approval.decision_reason}"
+        exception=exception, author=approval.decided_by, body=f"{verb.capitalize()}: {approval.decision_reason}"
     )
 
 
@@ -779,7 +820,7 @@ def perform(action: str, exception_id: int, data: Mapping[str, Any], *, actor: A
     """
     common = {"actor": actor, "expected_version": data["version"]}
     if action == ExceptionAction.CLAIM:
-        return claim(exception_id, take_over=bool(data.get("take_over")), **common)
+        return claim(exception_id, take_over=bool(data.get("take_over")), reason=data.get("reason") or "", **common)
     if action == ExceptionAction.RELEASE:
         return release(exception_id, **common)
     if action == ExceptionAction.ASSIGN:
@@ -798,7 +839,7 @@ def perform(action: str, exception_id: int, data: Mapping[str, Any], *, actor: A
     if action == ExceptionAction.HOLD:
         return hold(exception_id, note=data["note"], **common)
     if action == ExceptionAction.RELEASE_TO_WAREHOUSE:
-        return release_to_warehouse(exception_id, note=data["note"], **common)
+        return release_to_warehouse(exception_id, note=data["note"], confirmed=data.get("confirm", True), **common)
     if action == ExceptionAction.ESCALATE:
         return escalate(exception_id, note=data["note"], **common)
     if action == ExceptionAction.DISMISS:

@@ -15,9 +15,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from allocation import overrides
-from config import bounds, pagination
+from config import bounds, exports, pagination
 from config.roles import role_required
-from exceptions import approvals, routing, selectors, services, workbench
+from exceptions import approvals, export_specs, routing, safety, selectors, services, workbench
 from exceptions.choices import (
     ExceptionAction,
     ExceptionStatus,
@@ -37,6 +37,7 @@ from exceptions.forms import (
     OverrideForm,
     OverridePreviewForm,
     ReasonForm,
+    ReleaseToWarehouseForm,
     SavedViewForm,
     SplitForm,
     VersionForm,
@@ -106,6 +107,8 @@ def _queue_page(
         counts = selectors.status_counts(base, now)
         return render(request, "exceptions/queue_detail.html#counts", {"queue": queue, "counts": counts})
     qs = selectors.filter_exceptions(base, filters, user=request.user, now=now)
+    if not filters.errors and not bulk_errors and exports.requested(request):  # ?export=csv|xlsx: every filtered case
+        return exports.export_response(request, qs, export_specs.CASES)
     # Keyset pages (?cursor=) in the sort's own order: a deep page costs what the first does and
     # nothing counts every row; a cursor of another sort (a changed filter) shows the first page.
     page = _cursor_page(params, qs)
@@ -263,6 +266,7 @@ def _detail_context(request: HttpRequest, exception, **extra: Any) -> dict[str, 
         "action": "",
         "form_data": {},
         "today": timezone.localdate(),
+        "release_confirm": safety.release_confirmation(line) if line and exception.is_active else "",
     }
     context.update(extra)
     return context
@@ -304,7 +308,7 @@ FORMS = {
     ExceptionAction.SPLIT: SplitForm,
     ExceptionAction.DEFER: DeferForm,
     ExceptionAction.HOLD: NoteForm,
-    ExceptionAction.RELEASE_TO_WAREHOUSE: NoteForm,
+    ExceptionAction.RELEASE_TO_WAREHOUSE: ReleaseToWarehouseForm,
     ExceptionAction.ESCALATE: NoteForm,
     ExceptionAction.DISMISS: ReasonForm,
     ExceptionAction.COMMENT: CommentForm,
@@ -382,6 +386,8 @@ def approval_inbox(request: HttpRequest) -> HttpResponse:
     """Pending requests the approver may decide, oldest first, a keyset page at a time: never
     their own, and never one about a policy draft they wrote (those are listed apart: another
     approver decides them)."""
+    if exports.requested(request):  # ?export=csv|xlsx: every request waiting for this approver
+        return exports.export_response(request, selectors.approval_inbox(request.user), export_specs.APPROVALS)
     page = pagination.screen_page(request, selectors.approval_inbox(request.user), INBOX_PAGE_SIZE)
     context: dict[str, Any] = {"pending": _inbox_rows(page.object_list), "page_obj": page, "query": pagination.screen_query(request)}
     if request.htmx and request.htmx.target == "inbox-rows" and not request.htmx.history_restore_request:

@@ -24,7 +24,7 @@ from typing import Any
 from django.db.models import Model, Q
 from django.utils import timezone
 
-from allocation.choices import AllocationState, LineStatus, OrderStatus, SupplyStatus
+from allocation.choices import AllocationState, LineStatus, OrderKind, OrderStatus, SupplyStatus
 from allocation.models import (
     Allocation,
     Customer,
@@ -84,6 +84,18 @@ class NegativeStock:
     @property
     def missing(self) -> Decimal:
         return -(self.on_hand + self.delta)
+
+
+def quote_expiry(raw: Any) -> dt.datetime | None:
+    """The instant a quote expires: an RFC 3339 ``expires_at`` as given, a date at the end of
+    that day (midnight after it, in TIME_ZONE), None without one (the quote waits to be converted
+    or cancelled)."""
+    if raw is None:
+        return None
+    day = parse_date(raw)
+    if day is not None:
+        return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time()))
+    return parse_timestamp(raw)
 
 
 def _bounded(quantity: Decimal, path: str, what: str) -> Decimal:
@@ -422,6 +434,8 @@ class ChunkApplier:
             self._create(item, event, f"item:{sku}")
         item.description, item.item_class, item.uom = d["description"], d["item_class"], d["uom"]
         item.unit_cost = to_decimal(d["unit_cost"])
+        if "pack_size" in d:  # absent keeps the stored size; null is the default, 1
+            item.pack_size = to_decimal(d["pack_size"]) if d["pack_size"] is not None else Decimal(1)
         item.source_updated_at = event.occurred_at
         self._mark(item, event)
         if d.get("substitutes") is not None:
@@ -614,6 +628,9 @@ class ChunkApplier:
         if "promised_date" in d:
             order.promised_date = parse_date(d["promised_date"]) if d["promised_date"] else None
         order.ship_complete = bool(d.get("ship_complete") or False)
+        # kind "order" over a stored quote converts it in place: its lines keep what they hold.
+        order.kind = d.get("kind") or OrderKind.ORDER
+        order.expires_at = quote_expiry(d.get("expires_at")) if order.kind == OrderKind.QUOTE else None
         order.status = OrderStatus.OPEN
         order.cancel_reason = ""
         order.source_updated_at = event.occurred_at

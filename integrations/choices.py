@@ -48,12 +48,14 @@ class BatchVia(models.TextChoices):
     API = "api"
     WEBHOOK = "webhook"
     FILE = "file"
+    REPLAY = "replay"
 
 
 class OutboxType(models.TextChoices):
     RESERVATION_CHANGED = "reservation.changed", "reservation.changed"
     PROMISE_CHANGED = "promise.changed", "promise.changed"
     ORDER_RELEASED = "order.released", "order.released"
+    QUOTE_EXPIRED = "quote.expired", "quote.expired"
 
 
 class OutboxStatus(models.TextChoices):

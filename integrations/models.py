@@ -11,6 +11,7 @@ import datetime as dt
 import json
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -25,6 +26,7 @@ from integrations.choices import (
 )
 
 STALE_FEED_MINUTES = 60
+MAX_STALE_FEED_MINUTES = 60 * 24 * 366
 
 
 class Source(models.Model):
@@ -36,6 +38,12 @@ class Source(models.Model):
     kind = models.CharField(max_length=16, choices=SourceKind.choices, default=SourceKind.OTHER)
     secret = models.CharField(max_length=128, help_text="Shared secret for webhook HMAC signatures.")
     last_event_at = models.DateTimeField(null=True, blank=True, help_text="When an event from this source was last accepted.")
+    # The expected cadence: silent longer than this, the source is stale (integrations.freshness).
+    # Empty: the global policy's stale_feed_minutes.
+    stale_feed_minutes = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_STALE_FEED_MINUTES)],
+        help_text="Minutes of silence after which this source is stale; empty = the policy's stale_feed_minutes.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
     # The integration users whose API tokens may write this source's events (webhooks are bound
     # by the secret instead). A token writes only for its sources and never creates one.
@@ -51,11 +59,20 @@ class Source(models.Model):
     def __str__(self) -> str:
         return self.code
 
-    def is_stale(self, now: dt.datetime | None = None, minutes: int = STALE_FEED_MINUTES) -> bool:
-        """True when nothing arrived from this source in the last ``minutes`` (or ever)."""
-        if self.last_event_at is None:
-            return True
-        return (now or timezone.now()) - self.last_event_at > dt.timedelta(minutes=minutes)
+    @property
+    def last_heard_at(self) -> dt.datetime:
+        """The last event, or the registration when none came yet: silence is counted from it."""
+        return self.last_event_at or self.created_at
+
+    def cadence_minutes(self, default: int = STALE_FEED_MINUTES) -> int:
+        """The expected cadence: this source's own, else ``default`` (the policy's)."""
+        return self.stale_feed_minutes or default
+
+    def is_stale(self, now: dt.datetime | None = None, minutes: int | None = None) -> bool:
+        """True when nothing arrived from this source for longer than its cadence (``minutes``
+        overrides the default the source's own cadence falls back to)."""
+        limit = self.cadence_minutes(minutes or STALE_FEED_MINUTES)
+        return (now or timezone.now()) - self.last_heard_at > dt.timedelta(minutes=limit)
 
 
 class EventBatch(models.Model):
@@ -211,3 +228,10 @@ class OutboxCircuit(models.Model):
 
     def is_open(self, now: dt.datetime) -> bool:
         return self.open_until is not None and now < self.open_until
+
+
+# The export records (who exported which list, when) live in their own module.
+from integrations.export_models import ExportRecord  # noqa: E402,F401
+
+# Feed activity, uploads and replays (integrations.feeds_models).
+from integrations.feeds_models import EventUpload, Replay, SourceActivity, UploadRejection  # noqa: E402,F401,I001

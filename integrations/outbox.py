@@ -86,9 +86,11 @@ def record_reservation_changes(*, run_id: int, lines: Iterable[Mapping[str, Any]
 
 
 def record_promise_change(
-    *, change_id: int, order: str, line: int, promised_date: dt.date, previous_promised_date: dt.date | None, reason: str
+    *, change_id: int, order: str, line: int, promised_date: dt.date, previous_promised_date: dt.date | None, reason: str,
+    projected_date: dt.date | None = None,
 ) -> OutboxMessage:
-    """Write the ``promise.changed`` of one ``PromiseChange`` (id ``promise.changed:<change id>``)."""
+    """Write the ``promise.changed`` of one ``PromiseChange`` (id ``promise.changed:<change id>``);
+    ``projected_date`` is when open inbound would cover the line's shortfall (null when covered)."""
     return OutboxMessage.objects.create(
         message_id=f"{OutboxType.PROMISE_CHANGED}:{change_id}",
         type=OutboxType.PROMISE_CHANGED,
@@ -98,30 +100,42 @@ def record_promise_change(
             "promised_date": promised_date.isoformat(),
             "previous_promised_date": previous_promised_date.isoformat() if previous_promised_date else None,
             "reason": reason,
+            "projected_date": projected_date.isoformat() if projected_date else None,
         },
     )
 
 
 def record_release(
-    *, line_id: int, order: str, line: int, released: Iterable[tuple[int, str, Decimal]], wave: str | None = None
+    *, line_id: int, order: str, line: int, released: Iterable[tuple[int, str, Decimal]], wave: int | str | None = None
 ) -> list[OutboxMessage]:
     """Write ``order.released`` for allocations just released: one message per location with
     the summed quantity. ``released`` holds ``(allocation id, location code, quantity)``; the
     message id names the line, the location and the first allocation id, which are released
     once only. ``wave`` is null for a release made outside a release wave."""
-    by_location: dict[str, tuple[int, Decimal]] = {}
-    for allocation_id, location, quantity in released:
-        first, total = by_location.get(location, (allocation_id, Decimal(0)))
-        by_location[location] = (min(first, allocation_id), total + Decimal(quantity))
+    return record_releases([{"line_id": line_id, "order": order, "line": line, "released": released}], wave=wave)
+
+
+def record_releases(entries: Iterable[Mapping[str, Any]], *, wave: int | str | None = None) -> list[OutboxMessage]:
+    """``order.released`` for many lines at once (a release wave: one bulk insert). Each entry
+    carries ``line_id``, ``order``, ``line`` and ``released`` as for :func:`record_release`."""
     now = timezone.now()
-    rows = [
-        OutboxMessage(
-            message_id=f"{OutboxType.ORDER_RELEASED}:{line_id}:{location}:{first}",
-            type=OutboxType.ORDER_RELEASED,
-            payload={"order": order, "line": line, "location": location, "quantity": quantity_text(total), "wave": wave},
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for location, (first, total) in sorted(by_location.items())
-    ]
-    return OutboxMessage.objects.bulk_create(rows)
+    rows = []
+    for entry in entries:
+        by_location: dict[str, tuple[int, Decimal]] = {}
+        for allocation_id, location, quantity in entry["released"]:
+            first, total = by_location.get(location, (allocation_id, Decimal(0)))
+            by_location[location] = (min(first, allocation_id), total + Decimal(quantity))
+        rows += [
+            OutboxMessage(
+                message_id=f"{OutboxType.ORDER_RELEASED}:{entry['line_id']}:{location}:{first}",
+                type=OutboxType.ORDER_RELEASED,
+                payload={
+                    "order": entry["order"], "line": entry["line"], "location": location,
+                    "quantity": quantity_text(total), "wave": wave,
+                },
+                next_attempt_at=now,
+                created_at=now,
+            )
+            for location, (first, total) in sorted(by_location.items())
+        ]
+    return OutboxMessage.objects.bulk_create(rows, batch_size=BATCH_SIZE)

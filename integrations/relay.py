@@ -1,4 +1,5 @@
-"""Delivering the outbox: HTTP POST of each due message to ``settings.ALLOT_OUTBOX_URL``.
+"""Delivering the outbox: HTTP POST of each due message to ``settings.ALLOT_OUTBOX_URL``, signed
+with ``ALLOT_OUTBOX_SECRET`` by the webhooks' HMAC scheme (``integrations.signing``).
 
 - Picks due ``pending`` messages oldest first (``select_for_update(skip_locked=True)`` on
   PostgreSQL, so several relays never send the same message at once).
@@ -26,6 +27,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from integrations import signing
 from integrations.choices import OutboxStatus
 from integrations.models import OutboxCircuit, OutboxMessage
 
@@ -64,16 +66,24 @@ def destination() -> str:
     return (getattr(settings, "ALLOT_OUTBOX_URL", "") or "").strip()
 
 
+def secret() -> str:
+    """The destination's shared secret ('' when none: messages go unsigned)."""
+    return getattr(settings, "ALLOT_OUTBOX_SECRET", "") or ""
+
+
 def http_send(url: str, envelope: dict[str, Any]) -> None:
-    """POST ``envelope`` as JSON to ``url`` with a 5 s timeout; raises unless the answer is 2xx."""
+    """POST ``envelope`` as JSON to ``url`` (``ALLOT_OUTBOX_TIMEOUT_SECONDS``, 5 s by default);
+    raises unless the answer is 2xx. With ``ALLOT_OUTBOX_SECRET`` the body is signed like an
+    inbound webhook: ``X-Allot-Timestamp`` (unix seconds) and ``X-Allot-Signature: sha256=<hex
+    HMAC-SHA256(secret, timestamp + "." + body)>`` (``integrations.signing``)."""
     body = json.dumps(envelope, separators=(",", ":")).encode()
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "Idempotency-Key": envelope["id"]},
-    )
-    with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
+    headers = {"Content-Type": "application/json", "Idempotency-Key": envelope["id"]}
+    shared = secret()
+    if shared:
+        headers.update(signing.signed_headers(shared, body))
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
+    timeout = getattr(settings, "ALLOT_OUTBOX_TIMEOUT_SECONDS", TIMEOUT_SECONDS)
+    with urllib.request.urlopen(request, timeout=timeout) as response:
         status = response.status
     if not 200 <= status < 300:
         raise OSError(f"HTTP {status}")

@@ -34,10 +34,16 @@ def events_matching(*, source: str = "", status: str = "", type: str = "", searc
 
 
 def sources_with_freshness() -> list[Source]:
-    """Every registered source; ``stale`` is set on each (nothing for 60 minutes, or ever)."""
+    """Every registered source; ``stale`` is set on each (silent longer than its cadence:
+    ``integrations.freshness``, the rule the cases and the engine use)."""
+    from django.utils import timezone
+
+    from integrations import freshness
+
+    now, minutes = timezone.now(), freshness.policy_cadence_minutes()
     sources = list(Source.objects.order_by("code"))
     for source in sources:
-        source.stale = source.is_stale()  # type: ignore[attr-defined]
+        source.stale = freshness.is_stale(source, now, minutes)  # type: ignore[attr-defined]
     return sources
 
 

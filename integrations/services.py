@@ -28,7 +28,7 @@ from simple_history.utils import bulk_create_with_history, bulk_update_with_hist
 from config import logs, metrics
 from exceptions.choices import ACTIVE_STATUSES, ExceptionStatus, ExceptionType, Severity
 from exceptions.models import DecisionException
-from integrations import bulk
+from integrations import bulk, freshness
 from integrations.applying import EVENT_FIELDS, ChunkApplier, Outcome
 from integrations.choices import RETRYABLE_STATUSES, BatchVia, EventStatus, IngestStatus, SourceKind
 from integrations.errors import BatchRejected, EventNotRetryable
@@ -262,6 +262,9 @@ def ingest(
         fresh_sources = {key[0] for key in stored}
         if fresh_sources:
             Source.objects.filter(pk__in=fresh_sources).update(last_event_at=now)
+            # The sparkline's hourly counts, and the stale_feed case of a source that resumed.
+            freshness.record_activity(Counter(key[0] for key in stored), now)
+            freshness.resolve_resumed(fresh_sources)
         if stored and not getattr(_deferral, "processing", False):
             transaction.on_commit(_schedule_processing)
     metrics.record_ingest([check.source for check in checks], results)

@@ -37,3 +37,23 @@ def relay_outbox_task() -> dict[str, Any]:
 
     summary = relay.relay_until_drained()
     return {"sent": summary.sent, "failed": summary.failed, "dead": summary.dead, "skipped": summary.skipped}
+
+
+@shared_task(name="integrations.tasks.check_feed_freshness_task", ignore_result=True)
+def check_feed_freshness_task() -> dict[str, Any]:
+    """Raise or resolve ``stale_feed`` cases and re-publish stalled uploads (celery beat, every
+    ALLOT_FEED_CHECK_SECONDS)."""
+    from integrations import freshness, uploads
+
+    result = freshness.check_freshness()
+    requeued = uploads.requeue_stalled()  # uploads whose wake-up was lost
+    return {"stale": result.stale, "raised": result.raised, "resolved": result.resolved, "uploads_requeued": requeued}
+
+
+@shared_task(name="integrations.tasks.process_upload_task", ignore_result=True)
+def process_upload_task(upload_id: int) -> dict[str, Any]:
+    """Process one stored upload (published after the upload's commit)."""
+    from integrations import uploads
+
+    upload = uploads.process_upload(upload_id)
+    return {"status": upload.status, "accepted": upload.accepted, "rejected_rows": upload.rejected_rows}

@@ -349,6 +349,9 @@ def _item(c: Checker, d: dict, p: str) -> str | None:
     c.code(d, "item_class", p)
     c.text(d, "uom", p, max_length=16)
     c.decimal(d, "unit_cost", p, places=4)
+    pack_size = c.decimal(d, "pack_size", p, required=False)
+    if pack_size is not None and pack_size == 0:
+        c.error(f"{p}.pack_size", "must be > 0")
     substitutes = d.get("substitutes")
     if substitutes is not None:
         if not isinstance(substitutes, list):
@@ -440,6 +443,8 @@ def _order(c: Checker, d: dict, p: str) -> str | None:
     c.date(d, "promised_date", p, required=False)
     c.boolean(d, "ship_complete", p)
     c.choice(d, "kind", p, ("order", "quote"), required=False)
+    # expires_at: an RFC 3339 instant, or a date (the quote expires when that day ends, in
+    # TIME_ZONE). Only quotes expire: on an order it is ignored (a converted quote may still carry it).
     if d.get("expires_at") is not None:
         if isinstance(d["expires_at"], str) and len(d["expires_at"]) == 10:
             c.date(d, "expires_at", p)

@@ -6,8 +6,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from config import pagination, roles
-from integrations import relay, selectors, services
+from config import exports, pagination, roles
+from integrations import export_specs, relay, selectors, services
 from integrations.choices import RETRYABLE_STATUSES
 from integrations.errors import EventNotRetryable
 from integrations.forms import EventFilterForm, OutboxFilterForm
@@ -31,6 +31,8 @@ def event_list(request: HttpRequest) -> HttpResponse:
     )
     if not valid:
         events = events.none()
+    elif exports.requested(request):  # ?export=csv|xlsx: every filtered event
+        return exports.export_response(request, events, export_specs.EVENTS)
     page_obj = pagination.screen_page(request, events, PAGE_SIZE)  # keyset pages: ?cursor=
     context = {
         "form": form,
@@ -95,6 +97,8 @@ def outbox_list(request: HttpRequest) -> HttpResponse:
     )
     if not valid:
         found = found.none()
+    elif exports.requested(request):  # ?export=csv|xlsx: every filtered message
+        return exports.export_response(request, found, export_specs.OUTBOX)
     page_obj = pagination.screen_page(request, found, OUTBOX_PAGE_SIZE)  # keyset pages: ?cursor=
     context = {
         "form": form,

@@ -11,11 +11,12 @@ from django import forms
 
 from config import jsonlimits
 from config.forms import StorableTextForm
-from policies import schema
+from policies import schema, scope_values
 from policies.choices import QuotaPeriod
 from policies.models import PolicyVersion
 
 DIMENSION_LABELS = {d: d.replace("_", " ").capitalize() for d in schema.DIMENSIONS}
+ORDER_KIND_CHOICES = [("", "any"), *[(kind, kind) for kind in schema.ORDER_KINDS]]
 
 
 def _number(value: Decimal) -> int | float:
@@ -49,13 +50,23 @@ class JSONObjectField(forms.CharField):
         return value
 
 
-class RuleForm(StorableTextForm):
+class ScopeListsMixin:
+    """Scope text inputs pick their values from the data (policies.scope_values: datalists,
+    looked up as the person types for customers and items)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        scope_values.attach_lists(self)
+
+
+class RuleForm(ScopeListsMixin, StorableTextForm):
     """A rule: one text box per scope dimension (blank = any) and the settings as JSON."""
 
     customer = forms.CharField(required=False, max_length=64)
     customer_segment = forms.CharField(required=False, max_length=64)
     customer_tier = forms.TypedChoiceField(required=False, choices=[("", "any"), *[(str(t), str(t)) for t in range(1, 5)]], coerce=int, empty_value=None)
     channel = forms.CharField(required=False, max_length=64)
+    order_kind = forms.ChoiceField(required=False, choices=ORDER_KIND_CHOICES, label="Order kind")
     item = forms.CharField(required=False, max_length=64)
     item_class = forms.CharField(required=False, max_length=64)
     location = forms.CharField(required=False, max_length=64)
@@ -73,7 +84,7 @@ class RuleForm(StorableTextForm):
         return {"scope": self.scope(), "settings": self.cleaned_data["settings"]}
 
 
-class ProtectionForm(StorableTextForm):
+class ProtectionForm(ScopeListsMixin, StorableTextForm):
     sku = forms.CharField(max_length=64, required=False)
     location = forms.CharField(max_length=64, required=False)
     quantity = forms.DecimalField(min_value=None, max_digits=14, decimal_places=3)
@@ -88,7 +99,7 @@ class ProtectionForm(StorableTextForm):
         return {"sku": data["sku"], "location": data["location"], "quantity": _number(data["quantity"]), "for_scope": data["for_scope"]}
 
 
-class QuotaForm(StorableTextForm):
+class QuotaForm(ScopeListsMixin, StorableTextForm):
     sku = forms.CharField(max_length=64, required=False, help_text="A SKU, or leave blank and give an item class.")
     item_class = forms.CharField(max_length=64, required=False)
     period = forms.ChoiceField(required=False, choices=[("", "choose…"), *QuotaPeriod.choices])
@@ -176,12 +187,13 @@ class NoteForm(StorableTextForm):
     note = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
-class ExplainForm(StorableTextForm):
+class ExplainForm(ScopeListsMixin, StorableTextForm):
     version = forms.ModelChoiceField(queryset=PolicyVersion.objects.all(), required=False, empty_label="the active version")
     customer = forms.CharField(required=False, max_length=64)
     customer_segment = forms.CharField(required=False, max_length=64)
     customer_tier = forms.TypedChoiceField(required=False, choices=[("", "any"), *[(str(t), str(t)) for t in range(1, 5)]], coerce=int, empty_value=None)
     channel = forms.CharField(required=False, max_length=64)
+    order_kind = forms.ChoiceField(required=False, choices=ORDER_KIND_CHOICES, label="Order kind")
     item = forms.CharField(required=False, max_length=64)
     item_class = forms.CharField(required=False, max_length=64)
     location = forms.CharField(required=False, max_length=64)

@@ -38,6 +38,7 @@ class Dimensions:
     customer_segment: str | None = None
     customer_tier: int | str | None = None
     channel: str | None = None
+    order_kind: str | None = None
     item: str | None = None
     item_class: str | None = None
     location: str | None = None

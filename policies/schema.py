@@ -26,6 +26,7 @@ DIMENSIONS: tuple[str, ...] = (
     "customer_segment",
     "customer_tier",
     "channel",
+    "order_kind",
     "item",
     "item_class",
     "location",
@@ -43,6 +44,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "risk": 0.0,
 }
 PERIODS: tuple[str, ...] = ("day", "week", "month")
+# The values of the order_kind dimension (events-v1 order.upserted ``kind``).
+ORDER_KINDS: tuple[str, ...] = ("order", "quote")
 DOCUMENT_KEYS = ("name", "effective_from", "rules", "protections", "quotas")
 # Column sizes of policies.models: PolicyVersion.name, the code columns, Protection/Quota.quantity.
 NAME_MAX_LENGTH = 200
@@ -239,6 +242,9 @@ def validate_scope(scope: Any, path: str) -> Errors:
         elif dimension == "customer_tier":
             if not ((_is_integer(value) and 1 <= value <= 4) or (isinstance(value, str) and value in {"1", "2", "3", "4"})):
                 errors.append({"field": field, "message": f"must be a customer tier 1 to 4; got {bounds.short_repr(value)}."})
+        elif dimension == "order_kind":
+            if not isinstance(value, str) or value not in ORDER_KINDS:
+                errors.append({"field": field, "message": f"must be one of {', '.join(ORDER_KINDS)}; got {bounds.short_repr(value)}."})
         elif not isinstance(value, str) or not value.strip():
             errors.append({"field": field, "message": f"must be a non-empty text; got {bounds.short_repr(value)}."})
         else:

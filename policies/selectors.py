@@ -139,7 +139,7 @@ def active_compiled_policy() -> tuple[PolicyVersion, CompiledPolicy]:
 
 
 def dimensions_for_line(line: Any) -> Dimensions:
-    """A line's scope dimensions: customer code/segment/tier, channel, item sku/class,
+    """A line's scope dimensions: customer code/segment/tier, channel, order kind, item sku/class,
     location (the line's ship_from, else the customer's home location) and region."""
     order = line.order
     customer = order.customer
@@ -149,6 +149,7 @@ def dimensions_for_line(line: Any) -> Dimensions:
         customer_segment=customer.segment,
         customer_tier=customer.tier,
         channel=order.channel,
+        order_kind=order.kind,
         item=line.item.sku,
         item_class=line.item.item_class,
         location=location.code if location is not None else None,

@@ -92,6 +92,12 @@ def _assign(row: Any, section: str, item: dict[str, Any]) -> None:
 
 def _validate(document: dict[str, Any]) -> None:
     errors = schema.validate_document(document)
+    if not errors:
+        # Factor plugins must be registered to be weighted (a run skips, and warns about, one
+        # that is unregistered later instead of failing).
+        from allocation import plugins
+
+        errors = plugins.document_errors(document)
     if errors:
         raise PolicyValidationError(errors)
 
@@ -420,7 +426,8 @@ def _on_rejected(approval: ApprovalRequest, subject: Any) -> None:
     locked = PolicyVersion.objects.select_for_update().get(pk=subject.pk)
     locked.status = VersionStatus.DRAFT
     locked.approved_by, locked.approved_at = None, None
-    _save(locked, actor=approval.decided_by, reason=f"rejected: {approval.decision_reason}")
+    verb = "withdrawn" if approval.status == "cancelled" else "rejected"  # withdrawn by its requester
+    _save(locked, actor=approval.decided_by, reason=f"{verb}: {approval.decision_reason}")
 
 
 def authors(version: PolicyVersion) -> set[int]:

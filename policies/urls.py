@@ -1,6 +1,6 @@
 from django.urls import path
 
-from policies import views
+from policies import scope_views, views
 
 app_name = "policies"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("import/", views.policy_import, name="import"),
     path("diff/", views.version_diff, name="version_diff"),
     path("explain/", views.explain, name="explain"),
+    path("scope-values/<slug:dimension>/", scope_views.scope_value_options, name="scope_values"),
     path("<int:pk>/", views.version_detail, name="version_detail"),
     path("<int:pk>/document.json", views.version_document, name="version_document"),
     path("<int:pk>/details/", views.version_edit, name="version_edit"),

@@ -17,7 +17,7 @@ from django.template.loader import select_template
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from config import pagination, roles
+from config import exports, pagination, roles
 from config.roles import role_required
 from exceptions import approvals
 from exceptions.errors import (
@@ -27,7 +27,7 @@ from exceptions.errors import (
     SelfApprovalRefused,
 )
 from policies import explain as explainer
-from policies import schema, selectors, services
+from policies import export_specs, schema, scope_values, selectors, services
 from policies.choices import VersionStatus
 from policies.errors import (
     PolicyError,
@@ -85,11 +85,16 @@ def _simulate_enabled() -> bool:
 
 
 def _section_context(request: HttpRequest, version: PolicyVersion, highlight: frozenset[int] = frozenset()) -> dict[str, Any]:
+    groups = selectors.rules_by_specificity(version)
+    protections = list(version.protections.order_by("position", "pk"))
+    quotas = list(version.quotas.order_by("position", "pk"))
+    # A scope value that matches nothing in the data warns beside its entry (never an error).
+    scope_values.annotate_all([rule for group in groups for rule in group["rules"]], protections + quotas)
     return {
         "version": version,
-        "groups": selectors.rules_by_specificity(version),
-        "protections": list(version.protections.order_by("position", "pk")),
-        "quotas": list(version.quotas.order_by("position", "pk")),
+        "groups": groups,
+        "protections": protections,
+        "quotas": quotas,
         "can_edit": selectors.can_edit(request.user) and version.is_draft,
         "highlight": highlight,
     }
@@ -131,6 +136,8 @@ def policy_list(request: HttpRequest) -> HttpResponse:
     versions = selectors.visible_versions(request.user)
     if status in VersionStatus.values:
         versions = versions.filter(status=status)
+    if exports.requested(request):  # ?export=csv|xlsx: every version listed
+        return exports.export_response(request, versions.order_by("-number"), export_specs.POLICY_VERSIONS)
     # Keyset pages (?cursor=) newest number first, like every other list screen.
     page = pagination.screen_page(request, versions.order_by("-number"), 25)
     context = {
@@ -189,6 +196,7 @@ def _form_context(version: PolicyVersion, section: str, entry: Any, form: Any) -
     return {
         "version": version, "section": section, "singular": SECTION_SINGULAR[section], "entry": entry,
         "form": form, "action": action, "form_id": form_id, "settings_catalogue": list(schema.SETTINGS.values()),
+        "scope_lists": scope_values.lists_for(form),
     }
 
 
@@ -240,6 +248,12 @@ def entry_form(request: HttpRequest, pk: int, section: str, entry_pk: int | None
             return _render_form(request, _form_context(version, section, entry, form), status=_status_for(error))
         else:
             verb = "added" if entry is None else "saved"
+            kwargs = form.service_kwargs()
+            scope = {**kwargs.get("scope", kwargs.get("for_scope", {})), **{
+                scope_values.dimension_of(k) or k: kwargs[k] for k in ("sku", "location", "item_class") if kwargs.get(k)
+            }}
+            for warning in scope_values.unmatched(scope):
+                messages.warning(request, warning)
             return _saved(request, version, section, f"{SECTION_SINGULAR[section].capitalize()} {verb}.")
     return _render_form(request, _form_context(version, section, entry, form), status=422)
 
@@ -468,7 +482,7 @@ def explain(request: HttpRequest) -> HttpResponse:
             form.fields["version"].queryset = selectors.visible_versions(request.user)
     elif form.is_bound:
         status = 400
-    context: dict[str, Any] = {"form": form, "result": result}
+    context: dict[str, Any] = {"form": form, "result": result, "scope_lists": scope_values.lists_for(form)}
     if result is not None:
         context.update(_section_context(request, result.version, highlight=result.source_positions))
         context["can_edit"] = False

@@ -19,11 +19,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from allocation import export_specs, run_selectors
 from allocation.choices import AllocationState
 from allocation.models import Allocation, AllocationRun, Item, LineDecisionLog, OrderLine
 from allocation.persistence import decimal_text
 from allocation.services import start_run
-from config import roles
+from config import exports, roles
 from config.api import StrictSerializer
 from config.roles import RolePermission
 from exceptions.choices import ACTIVE_STATUSES
@@ -61,7 +62,7 @@ class RunSerializer(serializers.ModelSerializer):
             "id", "trigger", "scope", "scope_items", "as_of", "policy_version", "status", "progress", "phase",
             "line_count", "allocation_count", "changed_line_count", "exceptions_raised", "exceptions_updated",
             "exceptions_resolved", "timings", "error", "is_simulation", "actor", "created_at", "started_at",
-            "finished_at",
+            "finished_at", "warnings", "price_of_fairness",
         ]
 
     def get_policy_version(self, run: AllocationRun) -> int | None:
@@ -91,12 +92,14 @@ class StartRunSerializer(StrictSerializer):
         return wanted
 
 
-class AllocationList(ListAPIView):
-    """Current allocations, filterable by order number, SKU, location code and state."""
+class AllocationList(exports.ApiExportMixin, ListAPIView):
+    """Current allocations, filterable by order number, SKU, location code and state
+    (``?format=csv``: every filtered allocation)."""
 
     permission_classes = [RolePermission]
     required_roles = {"GET": roles.READERS}
     serializer_class = AllocationSerializer
+    export_spec = export_specs.ALLOCATIONS
     filter_backends: list = []
 
     def get_queryset(self):
@@ -133,6 +136,8 @@ def _decision_json(log: LineDecisionLog | None) -> dict[str, Any] | None:
         "path": log.path,
         "constraints": log.constraints,
         "shortfall": decimal_text(log.shortfall),
+        "shortfall_reasons": log.shortfall_reasons,
+        "projected_date": log.projected_date.isoformat() if log.projected_date else None,
         "fingerprint": log.fingerprint,
         "created_at": log.created_at.isoformat(),
     }
@@ -178,8 +183,11 @@ class RunList(APIView):
 
     permission_classes = [RolePermission]
     required_roles = {"GET": roles.READERS, "POST": RUN_STARTERS}
+    renderer_classes = exports.API_RENDERERS
 
     def get(self, request: Request) -> Response:
+        if exports.api_csv_requested(request):  # every run, not only the recent 50
+            return exports.api_export_response(request, run_selectors.run_rows(), export_specs.RUNS)
         runs = AllocationRun.objects.select_related("policy_version", "actor").order_by("-id")[:50]
         return Response({"results": RunSerializer(runs, many=True).data})
 

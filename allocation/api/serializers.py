@@ -64,7 +64,7 @@ class ItemSerializer(ReadSerializer):
 
     class Meta:
         model = Item
-        fields = ["sku", "description", "item_class", "uom", "unit_cost", "substitutes"]
+        fields = ["sku", "description", "item_class", "uom", "unit_cost", "pack_size", "substitutes"]
 
 
 class CustomerSerializer(ReadSerializer):
@@ -114,7 +114,7 @@ class OrderSerializer(ReadSerializer):
         model = Order
         fields = [
             "number", "customer", "channel", "created_at", "requested_date", "promised_date", "ship_complete",
-            "status", "cancel_reason", "credit_hold", "credit_hold_reason", "line_count", "ordered_quantity",
+            "kind", "expires_at", "status", "cancel_reason", "credit_hold", "credit_hold_reason", "line_count", "ordered_quantity",
             "open_quantity", "allocated_quantity", "lines",
         ]
 

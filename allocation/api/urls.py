@@ -25,3 +25,12 @@ urlpatterns += [
     path("runs", _runs.RunList.as_view(), name="api_runs"),
     path("runs/<int:run_id>", _runs.RunDetail.as_view(), name="api_run_detail"),
 ]
+
+# Release waves and recommendations (allocation/api/waves.py).
+from allocation.api import waves as _waves  # noqa: E402
+
+urlpatterns += [
+    path("waves", _waves.WaveList.as_view(), name="api_waves"),
+    path("waves/<int:wave_id>", _waves.WaveDetail.as_view(), name="api_wave_detail"),
+    path("recommendations/accept", _waves.AcceptRecommendations.as_view(), name="api_recommendations_accept"),
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rest_framework import mixins, viewsets
 
-from allocation import selectors
+from allocation import export_specs, selectors
 from allocation.api import serializers
 from allocation.forms import (
     CustomerFilter,
@@ -18,11 +18,13 @@ from allocation.forms import (
     OrderFilter,
     SupplyApiFilter,
 )
+from config.exports import ApiExportMixin
 from config.roles import READERS, RolePermission
 
 
-class ReadOnly(viewsets.ReadOnlyModelViewSet):
-    """A list and a detail by business code, for reader roles."""
+class ReadOnly(ApiExportMixin, viewsets.ReadOnlyModelViewSet):
+    """A list and a detail by business code, for reader roles; ``?format=csv`` on the list
+    streams every filtered row (``export_spec``)."""
 
     permission_classes = [RolePermission]
     required_roles = {"GET": READERS}
@@ -35,6 +37,7 @@ class ItemViewSet(ReadOnly):
 
     queryset = selectors.item_rows()
     serializer_class = serializers.ItemSerializer
+    export_spec = export_specs.ITEMS
     filterset_class = ItemFilter
     lookup_field = "sku"
 
@@ -44,6 +47,7 @@ class LocationViewSet(ReadOnly):
 
     queryset = selectors.location_rows()
     serializer_class = serializers.LocationSerializer
+    export_spec = export_specs.LOCATIONS
     filterset_class = LocationFilter
     lookup_field = "code"
 
@@ -53,6 +57,7 @@ class CustomerViewSet(ReadOnly):
 
     queryset = selectors.customer_rows()
     serializer_class = serializers.CustomerSerializer
+    export_spec = export_specs.CUSTOMERS
     filterset_class = CustomerFilter
     lookup_field = "code"
 
@@ -62,17 +67,19 @@ class OrderViewSet(ReadOnly):
 
     queryset = selectors.order_api_rows()
     serializer_class = serializers.OrderSerializer
+    export_spec = export_specs.ORDERS
     filterset_class = OrderFilter
     lookup_field = "number"
 
 
-class InventoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+class InventoryViewSet(ApiExportMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     """Stock positions per item and location with available, allocated and free stock."""
 
     permission_classes = [RolePermission]
     required_roles = {"GET": READERS}
     queryset = selectors.inventory_rows()
     serializer_class = serializers.InventorySerializer
+    export_spec = export_specs.INVENTORY
     filterset_class = InventoryApiFilter
 
 
@@ -81,5 +88,6 @@ class SupplyViewSet(ReadOnly):
 
     queryset = selectors.supply_rows()
     serializer_class = serializers.SupplySerializer
+    export_spec = export_specs.SUPPLY
     filterset_class = SupplyApiFilter
     lookup_field = "ref"

@@ -220,6 +220,10 @@ def exception_details(kind: str, facts: tuple) -> dict[str, Any]:
     }
     if kind == "priority_shortage":
         details["floor"] = _floor_text(extra, places)
+        details["floor_kind"] = extra[0]
+        if extra[0] == "gain":
+            # What the line held when this was raised: it stays open until the line holds it again.
+            details["held_before"] = fmt_units(extra[1], places)
     elif kind == "substitution_proposed":
         details["substitutes"] = [
             {"item": sub_item, "location": location, "supply_ref": ref, "quantity": fmt_units(units, places)}

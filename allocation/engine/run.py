@@ -232,6 +232,7 @@ class _Settings:
         "priority_class",
         "share_mode",
         "strategy",
+        "tolerance_days",
         "weights",
     )
 
@@ -251,6 +252,7 @@ class _Settings:
         self.min_fill_pct = float(settings.min_fill_pct or 0.0)
         self.share_mode = settings.share_mode or "rank"
         self.factor_plugins = tuple(settings.factor_plugins or ())
+        self.tolerance_days = settings.promise_risk_tolerance_days
 
 
 class _LineState:
@@ -1328,7 +1330,11 @@ def _line_exceptions(results: _Results, state: _LineState, allocations: list[All
     """The exceptions one line raises (allocation.md, "Exceptions a run raises")."""
     line = state.line
     quantity = state.quantity
+    # The due date: the promised (else requested) date, or the as-of date when that is past
+    # (allocation.md "Supply"): a past-due line covered today is as good as it can be.
     due = line.promised_date or line.requested_date
+    if due < results.as_of:
+        due = results.as_of
     total = state.total
     latest: date | None = None
     covered_by_due = 0
@@ -1350,16 +1356,30 @@ def _line_exceptions(results: _Results, state: _LineState, allocations: list[All
             if proposed is None:
                 proposed = []
             proposed.append((alloc.item, alloc.location, alloc.supply_ref, amount))
-    at_risk = shortfall > 0 or (latest is not None and latest > due)
+    tolerance = state.settings.tolerance_days
+    at_risk = shortfall > 0 or (latest is not None and (latest - due).days > tolerance)
+    if line.credit_hold:
+        # A line on credit hold raises only ``credit_hold``, and only when short or at risk.
+        if not at_risk:
+            return None
+        line_facts = (
+            results.places, line.order, line.line, line.item, quantity, total, shortfall, covered_by_due, latest,
+            line.promised_date, line.requested_date, due, state.strategy, state.settings.priority_class,
+            constraints, True,
+        )
+        first_location = allocations[0].location if allocations else line.ship_from
+        return [_new_tuple(RaisedException, (
+            "credit_hold", f"credit_hold:{line.order}/{line.line}", line.key, line.order, line.item, first_location,
+            (line_facts, None),
+        ))]
     below_floor = None
     strategy = state.strategy
-    if not line.credit_hold:
-        if strategy == "win" and covered_by_due < quantity:
-            below_floor = ("win", quantity, due, covered_by_due)
-        elif strategy == "gain" and total < min(state.held_before, quantity):
-            below_floor = ("gain", min(state.held_before, quantity), total)
-        elif line.customer_tier == 1 and shortfall > 0:
-            below_floor = ("tier1", shortfall)
+    if strategy == "win" and covered_by_due < quantity:
+        below_floor = ("win", quantity, due, covered_by_due)
+    elif strategy == "gain" and total < min(state.held_before, quantity):
+        below_floor = ("gain", min(state.held_before, quantity), total)
+    elif line.customer_tier == 1 and shortfall > 0:
+        below_floor = ("tier1", shortfall)
     floor_pct = state.settings.margin_floor_pct
     margin_pct = _margin_pct(line) if floor_pct is not None else 0.0
     below_margin = floor_pct is not None and margin_pct < floor_pct
@@ -1399,7 +1419,7 @@ def _line_exceptions(results: _Results, state: _LineState, allocations: list[All
     if below_floor is not None:
         add("priority_shortage", below_floor)
     if at_risk:
-        add("credit_hold" if line.credit_hold else "promise_at_risk", None)
+        add("promise_at_risk", None)
     if proposed:
         add("substitution_proposed", tuple(proposed))
     if below_margin:

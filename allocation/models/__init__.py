@@ -45,3 +45,11 @@ __all__ += [
 from .ops import ProcessTick  # noqa: E402
 
 __all__ += ["ProcessTick"]
+
+from .releases import AcceptedRecommendation, LineRelease, Wave, WaveLine  # noqa: E402
+
+__all__ += ["AcceptedRecommendation", "LineRelease", "Wave", "WaveLine"]
+
+from .audit import AuditChainHead, AuditSeal, AuditVerification, RoleChange  # noqa: E402
+
+__all__ += ["AuditChainHead", "AuditSeal", "AuditVerification", "RoleChange"]

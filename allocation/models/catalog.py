@@ -53,6 +53,10 @@ class Item(models.Model):
     item_class = models.CharField(max_length=64, db_index=True)
     uom = models.CharField(max_length=16, default="EA")
     unit_cost = models.DecimalField(max_digits=14, decimal_places=4, default=0)
+    pack_size = models.DecimalField(
+        max_digits=14, decimal_places=3, default=1,
+        help_text="A line takes whole packs from one supply element; its last take may complete it (allocation.md).",
+    )
     source_updated_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
@@ -60,6 +64,7 @@ class Item(models.Model):
         ordering = ["sku"]
         constraints = [
             models.CheckConstraint(condition=models.Q(unit_cost__gte=0), name="item_unit_cost_non_negative"),
+            models.CheckConstraint(condition=models.Q(pack_size__gt=0), name="item_pack_size_positive"),
         ]
 
     def __str__(self) -> str:

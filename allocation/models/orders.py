@@ -1,7 +1,7 @@
 from django.db import models
 from simple_history.models import HistoricalRecords
 
-from allocation.choices import LineStatus, OrderStatus
+from allocation.choices import LineStatus, OrderKind, OrderStatus
 
 from .catalog import Customer, Item, Location
 
@@ -19,6 +19,10 @@ class Order(models.Model):
     requested_date = models.DateField()
     promised_date = models.DateField(null=True, blank=True)
     ship_complete = models.BooleanField(default=False)
+    kind = models.CharField(max_length=8, choices=OrderKind.choices, default=OrderKind.ORDER)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="A quote's lines are cancelled at this instant (allocation.quotes); null for orders."
+    )
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.OPEN)
     cancel_reason = models.CharField(max_length=300, blank=True, default="")
     credit_hold = models.BooleanField(default=False, help_text="Order-level credit hold.")
@@ -32,6 +36,11 @@ class Order(models.Model):
             # The order lists' keyset: (requested_date, number), also under a status filter.
             models.Index(fields=["requested_date", "number"], name="order_requested_number"),
             models.Index(fields=["status", "requested_date", "number"], name="order_status_requested_no"),
+            # The expiry sweep: open quotes by expiry (allocation.quotes.expire_quotes).
+            models.Index(
+                fields=["expires_at"], name="order_open_quote_expiry",
+                condition=models.Q(kind="quote", status="open", expires_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:

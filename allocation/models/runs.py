@@ -23,6 +23,7 @@ class RunTrigger(models.TextChoices):
     OVERRIDE = "override", "Planner action"
     APPROVAL = "approval"
     POLICY = "policy", "Policy activation"
+    QUOTE_EXPIRY = "quote_expiry", "Quote expiry"
 
 
 class RunScope(models.TextChoices):
@@ -69,6 +70,18 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
     exceptions_updated = models.PositiveIntegerField(default=0)
     exceptions_resolved = models.PositiveIntegerField(default=0)
     timings = models.JSONField(default=dict, blank=True)
+    warnings = models.JSONField(
+        default=list, blank=True,
+        help_text="What the run skipped without failing, e.g. a factor plugin that raised or was slow (allocation.plugins).",
+    )
+    price_of_fairness = models.JSONField(
+        default=dict, blank=True,
+        help_text="Priority-weighted fill in rank mode minus the fill the run gave, in total and per strategy and class.",
+    )
+    degraded_feeds = models.JSONField(
+        default=list, blank=True,
+        help_text="Stale sources whose on-hand the run discounted by stale_feed_buffer_pct: [{source, locations}] (integrations.freshness).",
+    )
     error = models.TextField(blank=True, default="")
     is_simulation = models.BooleanField(default=False)
     actor = models.ForeignKey(
@@ -98,6 +111,11 @@ whose heartbeat stopped (its worker died) is failed by the sweeper's reaper. Sim
     @property
     def is_finished(self) -> bool:
         return self.status in (RunStatus.SUCCEEDED, RunStatus.FAILED)
+
+    @property
+    def ran_degraded(self) -> bool:
+        """True when a stale feed made the run discount on-hand (see ``degraded_feeds``)."""
+        return bool(self.degraded_feeds)
 
     def _live(self) -> tuple[str, int] | None:
         if self.status != RunStatus.RUNNING:
@@ -142,6 +160,12 @@ class LineDecisionLog(models.Model):
     path = models.JSONField(default=list, blank=True)
     constraints = models.JSONField(default=list, blank=True)
     shortfall = models.DecimalField(**QTY, default=0)
+    shortfall_reasons = models.JSONField(
+        default=list, blank=True, help_text="Why the line is short, as data: [{reason, quantity, ...}] (allocation.md)."
+    )
+    projected_date = models.DateField(
+        null=True, blank=True, help_text="When open inbound would cover the shortfall; null when covered or never."
+    )
     fingerprint = models.CharField(max_length=64)
     policy_version = models.ForeignKey(
         "policies.PolicyVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="+"

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from config.api import CleanSlugRelatedField, StrictIntegerField, StrictSerializer
 from exceptions import services
 from exceptions.choices import OverrideReason
-from exceptions.models import ApprovalRequest, DecisionException, ExceptionComment
+from exceptions.models import ApprovalRequest, CaseReason, DecisionException, ExceptionComment
 
 
 class ExceptionSerializer(serializers.ModelSerializer):
@@ -33,7 +33,10 @@ class ExceptionSerializer(serializers.ModelSerializer):
             "id", "type", "status", "severity", "message", "queue", "assignee", "order", "line", "sku",
             "jeopardy_score", "jeopardy_band", "jeopardy_reason", "value", "raised_at", "updated_at",
             "due_at", "escalated_at", "escalation_level", "resolved_at", "resolution_reason", "version",
+            "kind", "reasons",
         ]
+
+    reasons = serializers.ListField(source="reason_types", child=serializers.CharField(), read_only=True)
 
     def get_order(self, obj: DecisionException) -> str | None:
         if obj.line_id:
@@ -49,6 +52,36 @@ class ExceptionSerializer(serializers.ModelSerializer):
         return obj.item.sku if obj.item_id else None
 
 
+class CaseSerializer(serializers.ModelSerializer):
+    """A case: one per line (or ship-complete order), listing its open reasons' types."""
+
+    order = serializers.SerializerMethodField()
+    line = serializers.SerializerMethodField()
+    sku = serializers.SerializerMethodField()
+    reasons = serializers.ListField(source="reason_types", child=serializers.CharField())
+    queue = serializers.CharField(source="queue.code", default=None)
+    assignee = serializers.CharField(source="assignee.username", default=None)
+    value_at_stake = serializers.DecimalField(source="value", max_digits=16, decimal_places=2)
+
+    class Meta:
+        model = DecisionException
+        fields = [
+            "id", "order", "line", "sku", "reasons", "type", "kind", "queue", "severity", "value_at_stake",
+            "status", "assignee", "message", "jeopardy_band", "jeopardy_score", "raised_at", "due_at", "version",
+        ]
+
+    get_order = ExceptionSerializer.get_order
+    get_line = ExceptionSerializer.get_line
+    get_sku = ExceptionSerializer.get_sku
+
+
+class ReasonSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = CaseReason
+        fields = ["id", "type", "status", "message", "details", "information", "raised_at", "updated_at",
+                  "resolved_at", "resolution_reason"]
+
+
 class CommentSerializer(serializers.ModelSerializer):
     author = serializers.CharField(source="author.username")
 
@@ -60,9 +93,19 @@ class CommentSerializer(serializers.ModelSerializer):
 class ExceptionDetailSerializer(ExceptionSerializer):
     details = serializers.JSONField()
     comments = CommentSerializer(many=True)
+    reason_list = ReasonSerializer(source="reasons", many=True)
 
     class Meta(ExceptionSerializer.Meta):
-        fields = ExceptionSerializer.Meta.fields + ["details", "comments"]
+        fields = ExceptionSerializer.Meta.fields + ["details", "comments", "reason_list"]
+
+
+class CaseDetailSerializer(CaseSerializer):
+    details = serializers.JSONField()
+    comments = CommentSerializer(many=True)
+    reason_list = ReasonSerializer(source="reasons", many=True)
+
+    class Meta(CaseSerializer.Meta):
+        fields = CaseSerializer.Meta.fields + ["details", "comments", "reason_list", "resolved_at", "resolution_reason"]
 
 
 class ApprovalSerializer(serializers.ModelSerializer):
@@ -94,6 +137,10 @@ class VersionInput(StrictSerializer):
 class ClaimInput(VersionInput):
     take_over = serializers.BooleanField(
         required=False, default=False, help_text="Confirms taking a colleague's claim over (recorded)."
+    )
+    reason = serializers.CharField(
+        max_length=300, required=False, allow_blank=True, default="",
+        help_text="Why you take a colleague's claim over: required with take_over (recorded, and told to them).",
     )
 
 

@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config import roles
+from config import exports, roles
 from config.pagination import KeysetPagination
 from config.roles import RolePermission
-from exceptions import approvals, selectors, services
+from exceptions import approvals, export_specs, selectors, services
 from exceptions.api import serializers as s
 from exceptions.choices import ExceptionAction
 from exceptions.errors import (
@@ -81,6 +81,7 @@ class ExceptionList(APIView):
 
     permission_classes = [RolePermission]
     required_roles = {"GET": READERS}
+    renderer_classes = exports.API_RENDERERS
 
     def get(self, request: Request) -> Response:
         filters = selectors.parse_filters(request.query_params)
@@ -89,6 +90,8 @@ class ExceptionList(APIView):
         qs = selectors.filter_exceptions(
             selectors.visible_to(request.user), filters, user=request.user, now=timezone.now()
         ).select_related("order", "item")
+        if exports.api_csv_requested(request):  # ?format=csv: every filtered case
+            return exports.api_export_response(request, qs, export_specs.CASES)
         paginator = KeysetPagination()
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response(s.ExceptionSerializer(page, many=True).data)
@@ -101,6 +104,30 @@ class ExceptionDetail(APIView):
     def get(self, request: Request, pk: int) -> Response:
         exception = selectors.get_exception_for(request.user, pk)
         return Response(s.ExceptionDetailSerializer(exception).data)
+
+
+class CaseList(ExceptionList):
+    """Cases (one per line or ship-complete order, with their open reasons), filtered like
+    exceptions plus ``kind`` (work|information)."""
+
+    def get(self, request: Request) -> Response:
+        filters = selectors.parse_filters(request.query_params)
+        if filters.errors:
+            return Response({name: [message] for name, message in filters.errors}, status=status.HTTP_400_BAD_REQUEST)
+        qs = selectors.filter_exceptions(
+            selectors.visible_to(request.user), filters, user=request.user, now=timezone.now()
+        ).select_related("order", "item", "queue", "assignee", "line__order", "line__item")
+        if exports.api_csv_requested(request):  # ?format=csv: every filtered case
+            return exports.api_export_response(request, qs, export_specs.CASES)
+        paginator = KeysetPagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response(s.CaseSerializer(page, many=True).data)
+
+
+class CaseDetail(ExceptionDetail):
+    def get(self, request: Request, pk: int) -> Response:
+        case = selectors.get_exception_for(request.user, pk)
+        return Response(s.CaseDetailSerializer(case).data)
 
 
 
@@ -185,6 +212,7 @@ class ApprovalList(APIView):
 
     permission_classes = [RolePermission]
     required_roles = {"GET": selectors.APPROVAL_READER_ROLES}
+    renderer_classes = exports.API_RENDERERS
 
     def get(self, request: Request) -> Response:
         qs = selectors.approvals_visible_to(request.user)
@@ -193,6 +221,8 @@ class ApprovalList(APIView):
             if wanted not in {"pending", "approved", "rejected", "cancelled"}:
                 return Response({"status": [f"unknown value {wanted!r}"]}, status=status.HTTP_400_BAD_REQUEST)
             qs = qs.filter(status=wanted)
+        if exports.api_csv_requested(request):  # ?format=csv: every request listed
+            return exports.api_export_response(request, qs.order_by("-created_at", "-pk"), export_specs.APPROVALS)
         paginator = KeysetPagination()
         page = paginator.paginate_queryset(qs.order_by("-created_at", "-pk"), request, view=self)
         return paginator.get_paginated_response(s.ApprovalSerializer(page, many=True).data)

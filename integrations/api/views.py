@@ -18,9 +18,10 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config import roles
+from config import exports, roles
 from config.jsonlimits import JSONBodyError, parse_json
 from config.roles import RolePermission
+from integrations import export_specs
 from integrations.api.serializers import EventSerializer
 from integrations.choices import BatchVia, EventStatus, EventType
 from integrations.errors import BatchRejected
@@ -95,12 +96,15 @@ class EventCollection(GenericAPIView):
     required_roles = {"GET": EVENT_READERS, "POST": {roles.INTEGRATION}}
     serializer_class = EventSerializer
     filterset_class = EventFilter
+    renderer_classes = exports.API_RENDERERS
 
     def get_queryset(self):
         return Event.objects.select_related("source").order_by("-id")
 
     def get(self, request: Request) -> Response:
         events = self.filter_queryset(self.get_queryset())
+        if exports.api_csv_requested(request):  # ?format=csv: every filtered event
+            return exports.api_export_response(request, events, export_specs.EVENTS)
         page = self.paginate_queryset(events)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 

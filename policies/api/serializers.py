@@ -3,6 +3,7 @@ from rest_framework import serializers
 from config.api import StrictSerializer
 from policies.models import PolicyVersion
 from policies.resolution import DIMENSIONS
+from policies.schema import ORDER_KINDS
 
 
 class PolicyVersionSerializer(serializers.ModelSerializer):
@@ -38,6 +39,7 @@ class ExplainQuerySerializer(serializers.Serializer):
     customer_segment = serializers.CharField(required=False, allow_blank=True, max_length=64)
     customer_tier = serializers.IntegerField(required=False, min_value=1, max_value=4)
     channel = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    order_kind = serializers.ChoiceField(required=False, allow_blank=True, choices=ORDER_KINDS)
     item = serializers.CharField(required=False, allow_blank=True, max_length=64)
     item_class = serializers.CharField(required=False, allow_blank=True, max_length=64)
     location = serializers.CharField(required=False, allow_blank=True, max_length=64)

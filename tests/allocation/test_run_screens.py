@@ -345,7 +345,8 @@ def test_why_shows_rank_factor_contributions_and_the_rule_behind_each_setting(as
     assert f'href="{explain}#rule-1" data-source="rules[1]"' in strategy
     explained = html_of(as_planner.get(explain.replace("&amp;", "&")))
     assert '<tr id="rule-1" data-position="1" class="highlight">' in explained
-    assert "customer_segment=healthcare" in strategy
+    # The source reads as the rule's scope, not rules[1] (issue 9, plain words).
+    assert "rule for customer_segment = healthcare</a>" in strategy and ">rules[1]<" not in strategy
     split = html.split('<tr data-setting="max_split_locations">')[1].split("</tr>")[0]
     assert "<code>2</code>" in split and "default" in split
     assert f'href="/policies/explain/?order=SO-1&amp;line=1&amp;version={version.pk}"' in html

@@ -56,6 +56,7 @@ def line_settings(draw) -> LineSettings:
         min_fill_pct=draw(st.sampled_from((0.0, 0.0, 40.0, 75.0))),
         share_mode=draw(st.sampled_from(("rank", "rank", "pro_rata", "equal"))),
         factor_plugins=draw(st.sampled_from(((), (("sample", 0.3),)))),
+        promise_risk_tolerance_days=draw(st.sampled_from((0, 0, 2))),
     )
 
 

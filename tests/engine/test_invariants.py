@@ -155,10 +155,17 @@ def test_invariant_3_ceilings_and_floors(inp):
             continue
         if new > 0 and not line.ship_complete and line.settings.min_fill_pct > 0:
             assert total * 100 >= line.quantity * Decimal(str(line.settings.min_fill_pct))
+        # The due date (allocation.md "Supply"): never before the as-of date.
+        due = max(line.promised_date or line.requested_date, inp.as_of)
+        latest = max((a.confirmed_date for a in decision.allocations), default=None)
+        at_risk = total < line.quantity or (
+            latest is not None and (latest - due).days > line.settings.promise_risk_tolerance_days
+        )
         if line.credit_hold:
-            assert "promise_at_risk" not in kinds[line.key]
+            # A credit-held line raises only credit_hold, and only when short or at risk.
+            assert kinds[line.key] == ({"credit_hold"} if at_risk else set())
             continue
-        due = line.promised_date or line.requested_date
+        assert ("promise_at_risk" in kinds[line.key]) == at_risk
         on_time = sum((a.quantity for a in decision.allocations if a.confirmed_date <= due), ZERO)
         below = (
             (line.settings.strategy == "win" and on_time < line.quantity)

@@ -46,10 +46,14 @@ def test_claiming_a_colleagues_claim_needs_the_confirmed_take_over(claimed, plan
     with pytest.raises(InvalidAction) as caught:
         services.claim(claimed.pk, actor=customer_service, expected_version=2)
     assert caught.value.data["field"] == "take_over"
-    result = services.claim(claimed.pk, actor=customer_service, expected_version=2, take_over=True)
-    assert result.message == "Taken over from pat_planner."
+    # A take-over needs a reason too (issue 9, safe actions).
+    with pytest.raises(InvalidAction) as caught:
+        services.claim(claimed.pk, actor=customer_service, expected_version=2, take_over=True)
+    assert caught.value.data["field"] == "reason"
+    result = services.claim(claimed.pk, actor=customer_service, expected_version=2, take_over=True, reason="pat is out")
+    assert result.message == "Taken over from pat_planner; they have been told."
     assert state(claimed) == ("claimed", "casey_cs", 3)
-    assert claimed.history.first().history_change_reason == "taken over by casey_cs from pat_planner"
+    assert claimed.history.first().history_change_reason == "taken over by casey_cs from pat_planner: pat is out"
     # Now the new holder may release it.
     services.release(claimed.pk, actor=customer_service, expected_version=3)
     assert state(claimed) == ("open", None, 4)
@@ -72,7 +76,11 @@ def test_api_refuses_assign_and_release_by_a_non_holder_and_takes_over_on_confir
     plain = client.post(f"/api/v1/exceptions/{claimed.pk}/claim", {"version": 2}, format="json")
     assert plain.status_code == 400
     assert "take_over" in plain.json()
-    taken = client.post(f"/api/v1/exceptions/{claimed.pk}/claim", {"version": 2, "take_over": True}, format="json")
+    unexplained = client.post(f"/api/v1/exceptions/{claimed.pk}/claim", {"version": 2, "take_over": True}, format="json")
+    assert unexplained.status_code == 400 and "reason" in unexplained.json()
+    taken = client.post(
+        f"/api/v1/exceptions/{claimed.pk}/claim", {"version": 2, "take_over": True, "reason": "pat is out"}, format="json"
+    )
     assert taken.status_code == 200
     assert state(claimed) == ("claimed", "casey_cs", 3)
 
@@ -85,6 +93,8 @@ def test_screen_offers_the_take_over_and_refuses_a_release(claimed, customer_ser
     assert "Release claim" not in page
     release = client.post(reverse("exceptions:exception_action", args=[claimed.pk, "release"]), {"version": 2})
     assert release.status_code == 403
-    taken = client.post(reverse("exceptions:exception_action", args=[claimed.pk, "claim"]), {"version": 2, "take_over": "1"})
+    taken = client.post(
+        reverse("exceptions:exception_action", args=[claimed.pk, "claim"]), {"version": 2, "take_over": "1", "reason": "pat is out"}
+    )
     assert taken.status_code == 302
     assert state(claimed) == ("claimed", "casey_cs", 3)

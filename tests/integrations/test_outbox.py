@@ -148,6 +148,8 @@ def test_deferring_a_promise_writes_promise_changed(valves_stage1, planner):
         "promised_date": "2026-06-20",
         "previous_promised_date": previous.isoformat() if previous else None,
         "reason": "late PO",
+        # The line's current decision: when open inbound would cover its shortfall (null when covered).
+        "projected_date": LineDecisionCurrent.objects.get(line=exception.line).log.projected_date,
     }
 
 

@@ -125,7 +125,7 @@ def test_explain_by_dimensions_and_by_order_line(api_client_for, finance, distri
     by_line = client.get("/api/v1/policies/explain", {"order": "SO-2", "line": 1}).json()
     assert by_line["dimensions"] == {
         "customer": "RET-0001", "customer_segment": "retail", "customer_tier": 4, "channel": "ecommerce",
-        "item": "VLV-0002", "item_class": "valves", "location": None, "region": "west",
+        "order_kind": "order", "item": "VLV-0002", "item_class": "valves", "location": None, "region": "west",
     }
     assert {row["name"]: row["source"] for row in by_line["settings"]}["strategy"] == 0
     missing = client.get("/api/v1/policies/explain", {"order": "SO-404", "line": 1})

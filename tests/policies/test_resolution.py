@@ -11,7 +11,7 @@ from policies import schema
 from policies.resolution import Dimensions, compile_policy
 
 LINE = Dimensions(
-    customer="HOSP-1", customer_segment="healthcare", customer_tier=1, channel="ecommerce",
+    customer="HOSP-1", customer_segment="healthcare", customer_tier=1, channel="ecommerce", order_kind="order",
     item="VALVE-10", item_class="valves", location="DC-EAST", region="east",
 )
 
@@ -180,6 +180,8 @@ def test_protections_and_quotas_are_typed_with_their_for_scope():
 
 VALUES = {d: ["a", "b"] for d in schema.DIMENSIONS}
 VALUES["customer_tier"] = [1, 2]
+VALUES["order_kind"] = ["order", "quote"]
+KIND_OF = {"a": "order", "b": "quote"}
 SETTING_VALUES = {
     "strategy": st.sampled_from(schema.STRATEGIES),
     "priority_class": st.integers(1, 9),
@@ -187,7 +189,7 @@ SETTING_VALUES = {
     "allow_partial": st.booleans(),
 }
 scopes = st.dictionaries(st.sampled_from(schema.DIMENSIONS), st.sampled_from(["a", "b"]), max_size=4).map(
-    lambda s: {d: (1 if v == "a" else 2) if d == "customer_tier" else v for d, v in s.items()}
+    lambda s: {d: (1 if v == "a" else 2) if d == "customer_tier" else KIND_OF[v] if d == "order_kind" else v for d, v in s.items()}
 )
 settings_maps = st.fixed_dictionaries({}, optional=SETTING_VALUES)
 rules_strategy = st.lists(st.fixed_dictionaries({"scope": scopes, "settings": settings_maps}), max_size=25)
@@ -243,3 +245,40 @@ def test_adding_a_less_specific_matching_rule_never_changes_a_more_specific_sett
             continue
         if len(all_rules[source]["scope"]) > len(named):
             assert after.values[name] == before.values[name]
+
+
+# ---- order_kind (issue 15) ---------------------------------------------------------------
+
+QUOTE = Dimensions(**{**LINE.as_dict(), "order_kind": "quote"})
+
+
+def test_order_kind_rule_matches_quotes_only():
+    compiled = policy(rule({"order_kind": "quote"}, priority_class=8))
+
+    assert compiled.resolve(QUOTE).values["priority_class"] == 8
+    assert compiled.resolve(LINE).values["priority_class"] == 5  # an order: the default
+
+
+def test_order_kind_ranks_below_channel_and_above_item():
+    by_channel = rule({"channel": "ecommerce"}, strategy="win")
+    by_kind = rule({"order_kind": "quote"}, strategy="lose", priority_class=7)
+    by_item = rule({"item": "VALVE-10"}, priority_class=2)
+    # Written in the order that would win on position alone, so only precedence can decide.
+    effective = policy(by_channel, by_item, by_kind).resolve(QUOTE)
+    assert (effective.values["strategy"], effective.sources["strategy"]) == ("win", 1)
+    effective = policy(by_kind, by_item).resolve(QUOTE)
+    assert (effective.values["priority_class"], effective.sources["priority_class"]) == (7, 1)
+
+
+def test_order_kind_in_the_precedence_list_of_the_spec():
+    assert schema.DIMENSIONS == (
+        "customer", "customer_segment", "customer_tier", "channel", "order_kind", "item", "item_class", "location", "region",
+    )
+
+
+@pytest.mark.parametrize("value", ["estimate", "", 1, None, "Quote"])
+def test_order_kind_scope_value_must_be_order_or_quote(value):
+    errors = schema.validate_document({"name": "p", "rules": [{"scope": {}, "settings": {}}, rule({"order_kind": value})]})
+
+    assert [e["field"] for e in errors] == ["rules[1].scope.order_kind"]
+    assert errors[0]["message"].startswith("must be one of order, quote")

@@ -152,7 +152,8 @@ def test_maker_checker_in_the_ui(client, draft, policy_admin, approver):
     assert client.post(reverse("policies:version_approve", args=[draft.pk])).status_code == 403
     login(client, approver)
     page = client.get(reverse("policies:version_detail", args=[draft.pk])).content.decode()
-    assert ">Approve</button>" in page
+    # The approver decides on the approval page, after the simulation (issue 10): the version links there.
+    assert "Review its simulation and decide" in page
     response = client.post(reverse("policies:version_approve", args=[draft.pk]), {"reason": "ok"})
     assert response.status_code == 302
     draft.refresh_from_db()
@@ -233,7 +234,9 @@ def test_explain_from_an_order_line_shows_values_sources_and_highlights_the_rule
     assert '<tr data-setting="strategy">' in html
     strategy_row = html[html.index('<tr data-setting="strategy">'):html.index('<tr data-setting="priority_class">')]
     assert "<code>&quot;win&quot;</code>" in strategy_row
-    assert '<a href="#rule-1">rules[1]</a> customer_segment=healthcare' in strategy_row
+    # The source reads as the rule's scope, not its index (issue 9, plain words).
+    assert '<a href="#rule-1" title="rules[1] of the policy">rule for customer_segment = healthcare</a>' in strategy_row
+    assert ">rules[1]<" not in strategy_row
     assert '<tr id="rule-1" data-position="1" class="highlight">' in html
     assert 'value="HC-0001"' in html
 
@@ -287,5 +290,6 @@ def test_list_and_version_page_cost_a_fixed_number_of_queries(client, finance, p
     client.get(reverse("policies:policy_list"))  # warm the session and role caches
     with django_assert_max_num_queries(5):
         assert client.get(reverse("policies:policy_list")).status_code == 200
-    with django_assert_max_num_queries(12):
+    # 13: one UNION query checks every scope value against the data (policies.scope_values).
+    with django_assert_max_num_queries(13):
         assert client.get(reverse("policies:version_detail", args=[draft.pk])).status_code == 200

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from allocation.models import Allocation
-from exceptions.choices import ACTIVE_STATUSES
+from exceptions.choices import ACTIVE_STATUSES, RUN_EXCEPTION_TYPES
 from exceptions.models import DecisionException
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "data" / "scenarios"
@@ -75,8 +75,21 @@ def allocation_snapshot() -> list[tuple]:
 
 
 def open_exceptions() -> list[tuple]:
-    """Active exceptions as (type, order, line) — order from the line when the exception has one."""
-    rows = DecisionException.objects.filter(status__in=[str(s) for s in ACTIVE_STATUSES]).values_list(
+    """Open reasons as (type, order, line): every reason of every line's case, and the cases of
+    ingestion and integrations (one reason each). Checks on the way that no line or order has
+    more than one active case (allocation.md "Only true exceptions reach people")."""
+    from collections import Counter
+
+    from exceptions.models import CaseReason
+
+    active = DecisionException.objects.filter(status__in=[str(s) for s in ACTIVE_STATUSES])
+    subjects = Counter(active.exclude(line__isnull=True).values_list("line_id", flat=True))
+    assert all(count == 1 for count in subjects.values()), f"lines with more than one case: {subjects}"
+    reasons = CaseReason.objects.filter(status="open").values_list(
         "type", "line__order__number", "line__line", "order__number"
     )
+    others = active.exclude(type__in=[str(t) for t in RUN_EXCEPTION_TYPES]).values_list(
+        "type", "line__order__number", "line__line", "order__number"
+    )
+    rows = list(reasons) + list(others)
     return sorted((kind, line_order or order, line) for kind, line_order, line, order in rows)

@@ -151,15 +151,25 @@ def redis_broker(settings):
     settings.CELERY_BROKER_URL = REDIS_URL
     settings.CELERY_TASK_ALWAYS_EAGER = False
     client = tasks.redis_client()
-    client.delete(tasks.PENDING_SKUS_KEY, tasks.SCHEDULED_KEY)
+    client.delete(tasks.PENDING_SKUS_KEY, tasks.SCHEDULED_KEY, tasks.RUNNING_KEY)
     yield client
-    client.delete(tasks.PENDING_SKUS_KEY, tasks.SCHEDULED_KEY)
+    client.delete(tasks.PENDING_SKUS_KEY, tasks.SCHEDULED_KEY, tasks.RUNNING_KEY)
+
+
+@pytest.mark.django_db
+def test_a_request_that_finds_no_run_going_is_sent_at_once(redis_broker, monkeypatch, django_capture_on_commit_callbacks):
+    sent = []
+    monkeypatch.setattr(tasks.incremental_run_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.schedule_incremental_runs(["PUMP-2"])
+    assert sent == [{}]  # no countdown: the idle worker starts it now
 
 
 @pytest.mark.django_db
 def test_a_burst_of_requests_enqueues_one_delayed_run(redis_broker, monkeypatch, django_capture_on_commit_callbacks):
     sent = []
     monkeypatch.setattr(tasks.incremental_run_task, "apply_async", lambda **kwargs: sent.append(kwargs))
+    redis_broker.set(tasks.RUNNING_KEY, "1")  # while a run is going, arrivals wait to be merged
     with django_capture_on_commit_callbacks(execute=True):
         for index in range(1000):
             tasks.schedule_incremental_runs(["VALVE-10"] if index % 2 else ["PUMP-2"])

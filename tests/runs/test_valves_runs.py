@@ -54,10 +54,14 @@ STAGE_2_EXCEPTIONS = [
 ]
 
 
-def _promise_at_risk_so3() -> DecisionException:
-    return DecisionException.objects.get(
-        type="promise_at_risk", line__order__number="SO-3", line__line=1, status="open"
-    )
+def _promise_at_risk_so3():
+    from exceptions.models import CaseReason
+
+    return CaseReason.objects.get(type="promise_at_risk", line__order__number="SO-3", line__line=1, status="open")
+
+
+def _case_so3() -> DecisionException:
+    return DecisionException.objects.get(key="case:SO-3/1", status__in=["open", "claimed", "awaiting_approval"])
 
 
 @pytest.mark.django_db
@@ -108,6 +112,7 @@ def test_rerunning_changes_nothing_and_logs_nothing(valves_stage1):
 @pytest.mark.django_db
 def test_stage_2_incremental_run_from_the_event_gives_the_readme_and_equals_a_full_run(valves_stage1, ingest_events):
     at_risk = _promise_at_risk_so3()
+    case = _case_so3()
     runs_before = AllocationRun.objects.count()
 
     # When valves-2 (40 damaged at DC-EAST) is ingested: its incremental run executes after commit
@@ -120,10 +125,13 @@ def test_stage_2_incremental_run_from_the_event_gives_the_readme_and_equals_a_fu
     assert incremental.status == RunStatus.SUCCEEDED
     assert allocation_snapshot() == STAGE_2
     assert open_exceptions() == STAGE_2_EXCEPTIONS
-    # the promise_at_risk of SO-3/1 is the same row, updated
-    updated = _promise_at_risk_so3()
-    assert updated.pk == at_risk.pk
-    assert updated.version == at_risk.version + 1
+    # SO-3/1 keeps its one case, updated in place (it now lists the reversal first), and its
+    # promise_at_risk reason is the same row
+    updated = _case_so3()
+    assert updated.pk == case.pk
+    assert updated.version == case.version + 1
+    assert (updated.type, updated.reason_types) == ("allocation_reversed", ["allocation_reversed", "promise_at_risk"])
+    assert _promise_at_risk_so3().pk == at_risk.pk
 
     # And a full run afterwards changes nothing: incremental == full
     exceptions = list(DecisionException.objects.order_by("id").values_list("id", "status", "version"))
