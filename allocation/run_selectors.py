@@ -420,6 +420,8 @@ def simulation_view(payload: dict[str, Any], limit: int = 50) -> dict[str, Any]:
         "exceptions_removed": payload.get("exceptions_removed") or [],
         "exceptions_added_count": payload.get("exceptions_added_count", 0),
         "exceptions_removed_count": payload.get("exceptions_removed_count", 0),
+        # {"active": ..., "draft": ...}, each as AllocationRun.price_of_fairness (allocation.depth).
+        "price_of_fairness": payload.get("price_of_fairness") or {},
     }
 
 

@@ -17,7 +17,16 @@ from django.views.decorators.http import require_http_methods, require_POST
 from allocation import overrides
 from config import bounds, exports, pagination
 from config.roles import role_required
-from exceptions import approvals, export_specs, routing, safety, selectors, services, workbench
+from exceptions import (
+    approvals,
+    export_specs,
+    queue_screen,
+    routing,
+    safety,
+    selectors,
+    services,
+    workbench,
+)
 from exceptions.choices import (
     ExceptionAction,
     ExceptionStatus,
@@ -98,57 +107,60 @@ def _cursor_page(params: QueryDict, rows) -> pagination.KeysetPage:
 def _queue_page(
     request: HttpRequest, queue, params: QueryDict, *, part: str | None = None, bulk_errors: list[str] | None = None
 ) -> HttpResponse:
-    """The queue page (or its ``part``) for the filters, sort and cursor in ``params``; with
-    ``bulk_errors`` it is the answer to a refused bulk action: a 400 saying why."""
+    """The queue page (or its ``part``) for the filters, sort, group, kind tab and cursor in
+    ``params`` (``?open=<id>`` shows that case in the side panel); with ``bulk_errors`` it is
+    the answer to a refused bulk action: a 400 saying why. exceptions/queue_screen.py reads."""
+    from exceptions import queue_views  # the side panel (it imports this module)
+
     now = timezone.now()
-    filters = selectors.parse_filters(params)
+    view = queue_screen.parse_view(params)
+    filters = selectors.parse_filters(queue_screen.filter_params(params, view))
     base = selectors.visible_to(request.user).filter(queue=queue)
     if part == "counts":
-        counts = selectors.status_counts(base, now)
+        counts = queue_screen.counts(base, now)
         return render(request, "exceptions/queue_detail.html#counts", {"queue": queue, "counts": counts})
-    qs = selectors.filter_exceptions(base, filters, user=request.user, now=now)
-    if not filters.errors and not bulk_errors and exports.requested(request):  # ?export=csv|xlsx: every filtered case
+    filtered = selectors.filter_exceptions(base, filters, user=request.user, now=now)
+    qs = queue_screen.ordered(filtered, view)
+    errors = filters.errors + view.errors
+    if not errors and not bulk_errors and exports.requested(request):  # ?export=csv|xlsx: every filtered case
         return exports.export_response(request, qs, export_specs.CASES)
     # Keyset pages (?cursor=) in the sort's own order: a deep page costs what the first does and
     # nothing counts every row; a cursor of another sort (a changed filter) shows the first page.
     page = _cursor_page(params, qs)
-    # URLs built from one reverse: reversing per row costs more than the rows' queries.
-    detail_prefix = reverse("exceptions:exception_detail", args=[0])[: -len("0/")]
-    rows = [
-        {
-            "exception": e,
-            "sla": routing.sla_status(e.due_at, now),
-            "age": routing.age_text(routing.age(e.raised_at, now)),
-            "value": f"{e.value:,.0f}",
-            "score": f"{e.jeopardy_score:.0f}",
-            "url": f"{detail_prefix}{e.pk}/",
-            "claim_url": f"{detail_prefix}{e.pk}/claim/",
-        }
-        for e in page.object_list
-    ]
-    query = QueryDict(mutable=True)
-    for key in ("status", "type", "assignee", "band", "sla", "q", "sort"):
-        value = params.get(key)
-        if value and bounds.text_problem(value) is None:  # a refused value is not carried on
-            query[key] = value
+    urls = queue_views.row_urls(queue)
+    rows = queue_screen.rows_with_groups(page.object_list, filtered, view, now, urls)
+    query = queue_screen.list_query(params)
+    counts = queue_screen.counts(base, now) if part != "rows" else None  # the pager's rows count nothing
     context = {
         "queue": queue,
-        "counts": selectors.status_counts(base, now) if part != "rows" else None,
+        "counts": counts,
         "filters": filters,
+        "view": view,
+        "errors": errors,
         "rows": rows,
         "page_obj": page,
         "query": query.urlencode(),
+        "sort_links": queue_screen.sort_links(query, view),
+        "tabs": [
+            {"kind": kind, "label": label, "selected": kind == view.kind,
+             "query": queue_screen.with_params(query, kind=None if kind == queue_screen.DEFAULT_KIND else kind)}
+            for kind, label in queue_screen.KINDS.items()
+        ],
+        "groups": list(queue_screen.GROUP_LABELS.items()),
         "saved_views": SavedView.objects.filter(user=request.user, queue=queue),
         "can_act": selectors.can_act(request.user),
         "types": ExceptionType.choices,
         "bands": Severity.choices,
         "statuses": [("active", "Active")] + list(ExceptionStatus.choices) + [("all", "All")],
-        "sorts": [("jeopardy", "Jeopardy"), ("sla", "SLA due"), ("age", "Age"), ("value", "Value")],
         "assignees": services.users_who_act() if selectors.can_act(request.user) else [],
         "bulk_errors": bulk_errors or [],
+        "can_bulk": selectors.can_act(request.user),
+        "oob": part == "rows",  # the rows answer also refreshes the filter form's hidden state
     }
+    if part != "rows":
+        context["panel"] = queue_views.opened_panel(request, queue, params, query)
     template = "exceptions/queue_detail.html#rows" if part == "rows" else "exceptions/queue_detail.html"
-    return render(request, template, context, status=400 if filters.errors or bulk_errors else 200)
+    return render(request, template, context, status=400 if errors or bulk_errors else 200)
 
 
 @role_required(*ACTORS)

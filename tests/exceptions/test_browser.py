@@ -120,10 +120,11 @@ def test_keyboard_navigation_through_a_queue(page, live_server, world, planner):
     page.goto(f"{live_server.url}/exceptions/queues/shortages/?sort=value")
     page.keyboard.press("j")
     page.keyboard.press("j")
-    page.keyboard.press("o")
-    page.wait_for_url(re.compile(rf"/exceptions/{exceptions[1].pk}/#override$"))
-    assert page.locator("details#override").get_attribute("open") == ""
-    shot(page, "exception-detail-override-open")
+    page.keyboard.press("o")  # the override form opens in the queue's side panel, not on another page
+    page.wait_for_selector("#case-panel details#panel-override[open]")
+    assert page.locator("#case-panel [data-case]").get_attribute("data-case") == str(exceptions[1].pk)
+    assert page.evaluate("document.activeElement.name") == "option"
+    shot(page, "queue-panel-override-open")
 
 
 def test_workbench_moves_quantity_between_two_lines(page, live_server, world, planner, recorded_runs):

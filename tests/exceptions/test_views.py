@@ -47,7 +47,7 @@ def test_queue_detail_rows_counts_filters_and_empty_state(client, scene, planner
     assert f'data-key="{exception.pk}"' in page
     assert "queue-keys.js" in page
     rows = client.get(url + "?part=rows&band=high", HTTP_HX_REQUEST="true").content.decode()
-    assert "<html" not in rows and "No exceptions match these filters." in rows
+    assert "<html" not in rows and "No cases match these filters." in rows
     counts = client.get(url + "?part=counts", HTTP_HX_REQUEST="true").content.decode()
     assert "open 1" in counts and "<table" not in counts
     assert client.get(url + "?sort=nonsense").status_code == 400

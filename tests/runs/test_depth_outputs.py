@@ -238,3 +238,19 @@ def test_the_depth_engine_outputs_are_persisted_as_they_come(ingest_events, clie
     client.force_login(planner)
     why = client.get(reverse("allocation:line_why", args=["SO-1", 1])).content.decode()
     assert all(f'data-reason="{r["code"]}"' in why for r in log.shortfall_reasons)
+
+
+def test_a_simulation_shows_what_fairness_costs_before_approval(short_book, client, policy_admin):
+    from allocation.services import simulate
+    from policies.services import import_document
+
+    draft = import_document({"name": "fair", "rules": [{"scope": {}, "settings": {"share_mode": "pro_rata"}}]}, actor=None)
+    run = simulate(draft, as_of=dt.date(2026, 6, 1))
+
+    assert run.status == "succeeded", run.error
+    payload = run.simulation_result.payload["price_of_fairness"]
+    assert payload["draft"]["price"] == payload["active"]["price"] == 0.1  # the wrapped engine prices every run
+    client.force_login(policy_admin)
+    page = client.get(reverse("allocation:simulation_status", args=[run.pk])).content.decode()
+    assert "10.0% now → <strong>10.0%</strong> with this draft" in page
+    assert 'data-class="redistribute-5">redistribute class 5 (pro_rata, 2 lines): fill 80.0% in rank mode, 70.0% shared, price 10.0%' in page
