@@ -723,6 +723,8 @@ def _source(run: _Run, state: _LineState, need: int, limits: dict[PoolKey, int] 
                             _check_confidence(state, sequence, position)
                         return
             position += 1
+        if run.pack_size and need > 0:
+            _sweep_remainders(run, state, pools, need, kept)
         if sequence.checks:
             _check_confidence(state, sequence, position)
         return
@@ -762,7 +764,24 @@ def _source(run: _Run, state: _LineState, need: int, limits: dict[PoolKey, int] 
             if need <= 0:
                 _check_confidence(state, sequence, position)
                 return
+    if run.pack_size and need > 0 and limits is None:
+        _sweep_remainders(run, state, pools, need, kept)
     _check_confidence(state, sequence, len(pools))
+
+
+def _sweep_remainders(run: _Run, state: _LineState, pools: list[_Pool], need: int, kept: bool) -> None:
+    """Pack sizes: a part-pack an element had left when the line passed it may be its last
+    take once it completes the line, so a line left short sweeps its sequence once more."""
+    allowed = state.allowed_locations
+    for pool in pools:
+        if need <= 0:
+            return
+        if allowed is not None and pool.location not in allowed:
+            continue
+        if pool.location not in state.locations and len(state.locations) >= state.max_split:
+            continue
+        if pool.free > 0 or pool.protected is not None:
+            need -= _take(run, state, pool, need, kept)
 
 
 def _take_within_split(run: _Run, state: _LineState, pool: _Pool, want: int, kept: bool) -> int:
@@ -1556,17 +1575,7 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
     blocked_split = len(state.locations) >= state.max_split
     quota_key = next(iter(state.quotas_blocked)) if state.quotas_blocked else None
     actionable = False
-    check_index = 0
-    visits: list[tuple[_Pool, bool]] = []
-    for position, pool in enumerate(pools):
-        while check_index < len(checks) and checks[check_index][0] <= position:
-            visits.extend((below, True) for below in checks[check_index][1])
-            check_index += 1
-        visits.append((pool, False))
-    while check_index < len(checks):
-        visits.extend((below, True) for below in checks[check_index][1])
-        check_index += 1
-    for pool, low_confidence in visits:
+    for pool, low_confidence in (_visits(pools, checks) if checks else zip(pools, itertools.repeat(False))):
         whole = pool.initial_free + (sum(stock.initial for stock in pool.protected) if pool.protected else 0)
         if whole - fixed_at.get(pool.key, 0) - own.get(pool.key, 0) > 0:
             actionable = True
@@ -1635,6 +1644,22 @@ def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, deci
             )
         reasons.append(_new_tuple(ShortfallReason, (code, decimal(amount), subject)))
     return tuple(reasons), actionable and not state.beyond_horizon
+
+
+def _visits(pools: list[_Pool], checks: list[tuple[int, list[_Pool]]]):
+    """A sequence's pools in order, each step's inbound below the line's confidence where
+    that step starts: ``(pool, below confidence)``."""
+    check_index = 0
+    for position, pool in enumerate(pools):
+        while check_index < len(checks) and checks[check_index][0] <= position:
+            for below in checks[check_index][1]:
+                yield below, True
+            check_index += 1
+        yield pool, False
+    while check_index < len(checks):
+        for below in checks[check_index][1]:
+            yield below, True
+        check_index += 1
 
 
 def _project_dates(run: _Run, short_states: list[_LineState]) -> None:

@@ -29,7 +29,7 @@ def _pool_totals(inp):
 
 def _dims(line):
     return {"customer": line.customer, "customer_segment": line.customer_segment,
-            "customer_tier": str(line.customer_tier), "channel": line.channel, "item": line.item,
+            "customer_tier": str(line.customer_tier), "channel": line.channel, "order_kind": line.order_kind, "item": line.item,
             "item_class": line.item_class, "location": line.ship_from or line.home_location,
             "region": line.customer_region}
 
