@@ -15,6 +15,7 @@ from allocation.engine.types import (
     EngineResult,
     ExistingAllocation,
     Factor,
+    FairnessPrice,
     Inbound,
     Item,
     Lane,
@@ -25,11 +26,12 @@ from allocation.engine.types import (
     Protection,
     Quota,
     RaisedException,
+    ShortfallReason,
 )
 
 __all__ = [
     "DEFAULT_WEIGHTS", "STRATEGY_ORDER", "AllocationDecision", "EngineInput", "EngineResult",
-    "ExistingAllocation", "Factor", "Inbound", "Item", "Lane", "Line", "LineDecision",
-    "LineSettings", "OnHand", "Protection", "Quota", "RaisedException", "allocate",
+    "ExistingAllocation", "Factor", "FairnessPrice", "Inbound", "Item", "Lane", "Line", "LineDecision",
+    "LineSettings", "OnHand", "Protection", "Quota", "RaisedException", "ShortfallReason", "allocate",
     "effective_strategy", "item_groups", "period_key", "rank_key", "score",
 ]

@@ -62,6 +62,7 @@ KEPT = 1
 SUBSTITUTE = 2
 PROPOSED = 4
 FIXED = -1
+FROZEN = -2  # a reserved allocation inside the freeze window, fixed like a pinned one
 
 
 def path_entry(fact: tuple, places: int) -> str:
@@ -69,6 +70,9 @@ def path_entry(fact: tuple, places: int) -> str:
     if flags == FIXED:
         _, state, location, item, quantity = fact
         return f"fixed {state} {location} {item} {fmt_quantity(quantity)}"
+    if flags == FROZEN:
+        _, state, location, item, quantity = fact
+        return f"frozen {state} {location} {item} {fmt_quantity(quantity)} (freeze window)"
     _, (item, location, ref, eta), units = fact
     kind = "inbound" if ref is not None else "on-hand"
     if flags & SUBSTITUTE:
@@ -118,6 +122,10 @@ def constraint_text(fact: tuple, places: int) -> str:
         return f"inbound {ref} confidence {confidence:g} below {minimum:g}"
     if code == "no_supply":
         return f"no more supply of {fact[1]} at {', '.join(fact[2]) or 'any location'}"
+    if code == "beyond_horizon":
+        return f"due {fact[1].isoformat()}, beyond the allocation horizon of {fact[2]} days: nothing allocated yet"
+    if code == "below_min_fill":
+        return (f"min_fill_pct={fact[1]:g}: only {fmt_units(fact[2], places)} coverable, nothing allocated")
     raise ValueError(f"unknown constraint fact {fact!r}")
 
 
@@ -245,3 +253,112 @@ def _ship_complete_reason(reason: tuple) -> str:
     if code == "protection":
         return f"{prefix}: protection #{reason[2]}"
     return f"{prefix}: quota #{reason[2]} {reason[3]} exhausted"
+
+
+# -- shortfall reasons -----------------------------------------------------------------------
+#
+# ``ShortfallReason(code, quantity, subject)``; quantities are Decimal. ``subject`` per code:
+
+SHORTFALL_SUBJECTS = {
+    # lines that hold the supply: ((line_key, order, line, quantity, how), ...), how is
+    # "ranked" (took it earlier in rank order), "kept" (a gain line kept it) or "fixed"
+    # (released, pinned or frozen allocation)
+    "taken_by_higher_rank": "lines",
+    "protected_for": "(protection index, sku, location, quantity, scope)",
+    "quota_exhausted": "(quota index, period, period key)",
+    "split_limit": "(max_split_locations, locations used)",
+    "below_min_fill": "(required pct, coverable quantity, ship-complete order or None)",
+    "beyond_horizon": "(due date, allocation_horizon_days)",
+    "inbound_below_confidence": "(supply ref, confidence, inbound_min_confidence)",
+    "no_supply": "(item, candidate locations)",
+    # beyond the spec's list, so the quantities add up:
+    "strategy_ceiling": "(strategy, ceiling quantity, credit_hold)",
+    "pack_size": "(item, pack size)",
+    "fair_share": "lines, as taken_by_higher_rank (lower-ranked lines of the class that took their share)",
+}
+
+
+def _lines_text(lines: tuple) -> str:
+    parts = []
+    for _key, order, number, quantity, how in lines:
+        suffix = {"kept": " (kept, gain)", "fixed": " (fixed)"}.get(how, "")
+        parts.append(f"{order}/{number} {fmt_quantity(quantity)}{suffix}")
+    return ", ".join(parts)
+
+
+def shortfall_text(reason) -> str:
+    """One shortfall reason in a planner's words."""
+    code, quantity, subject = reason
+    amount = fmt_quantity(quantity)
+    if code == "taken_by_higher_rank":
+        return f"{amount} went to lines ranked higher: {_lines_text(subject)}"
+    if code == "fair_share":
+        return f"{amount} went to other lines of the same class as their fair share: {_lines_text(subject)}"
+    if code == "protected_for":
+        index, sku, location, protected, scope = subject
+        return (f"{amount} is protected at {location} for {scope_text(scope)} "
+                f"(protection #{index}, {fmt_quantity(protected)} of {sku})")
+    if code == "quota_exhausted":
+        index, period, key = subject
+        return f"{amount} over quota #{index} for the {period} {key}"
+    if code == "split_limit":
+        max_split, locations = subject
+        return (f"{amount} is at other locations, but the line already ships from {max_split} "
+                f"({', '.join(locations)}), the most allowed")
+    if code == "below_min_fill":
+        pct, coverable, order = subject
+        if order is not None:
+            return (f"{amount} could be covered, but ship-complete order {order} cannot be covered "
+                    "in full, so nothing was allocated")
+        return (f"{amount} could be covered, below the minimum fill of {pct:g}% of the line, "
+                "so nothing was allocated")
+    if code == "beyond_horizon":
+        due, days = subject
+        return f"{amount} not allocated yet: due {due.isoformat()}, more than {days} days ahead"
+    if code == "inbound_below_confidence":
+        ref, confidence, minimum = subject
+        return f"{amount} could come from inbound {ref}, but its confidence {confidence:g} is below {minimum:g}"
+    if code == "no_supply":
+        item, candidates = subject
+        return f"{amount} has no supply of {item} at {', '.join(candidates) or 'any location'}"
+    if code == "strategy_ceiling":
+        strategy, ceiling, credit_hold = subject
+        if credit_hold:
+            return f"{amount} not allocated: credit hold, the line keeps at most {fmt_quantity(ceiling)}"
+        if strategy == "lose":
+            return f"{amount} released: strategy lose"
+        return f"{amount} beyond the strategy {strategy} ceiling of {fmt_quantity(ceiling)}"
+    if code == "pack_size":
+        item, pack = subject
+        return f"{amount} left is less than a pack of {fmt_quantity(pack)} {item}"
+    raise ValueError(f"unknown shortfall reason {code!r}")
+
+
+def shortfall_json(reason) -> dict[str, Any]:
+    """A shortfall reason as a JSON-able dict (``code``, ``quantity``, ``text`` and what it names)."""
+    code, quantity, subject = reason
+    out: dict[str, Any] = {"code": code, "quantity": fmt_quantity(quantity), "text": shortfall_text(reason)}
+    if code in ("taken_by_higher_rank", "fair_share"):
+        out["lines"] = [{"line_id": key, "order": order, "line": number, "quantity": fmt_quantity(q), "how": how}
+                        for key, order, number, q, how in subject]
+    elif code == "protected_for":
+        index, sku, location, protected, scope = subject
+        out.update(protection=index, sku=sku, location=location, protected=fmt_quantity(protected),
+                   scope=dict(scope))
+    elif code == "quota_exhausted":
+        out.update(quota=subject[0], period=subject[1], period_key=subject[2])
+    elif code == "split_limit":
+        out.update(max_split_locations=subject[0], locations=list(subject[1]))
+    elif code == "below_min_fill":
+        out.update(min_fill_pct=subject[0], coverable=fmt_quantity(subject[1]), ship_complete_order=subject[2])
+    elif code == "beyond_horizon":
+        out.update(due_date=subject[0].isoformat(), allocation_horizon_days=subject[1])
+    elif code == "inbound_below_confidence":
+        out.update(supply_ref=subject[0], confidence=subject[1], inbound_min_confidence=subject[2])
+    elif code == "no_supply":
+        out.update(item=subject[0], locations=list(subject[1]))
+    elif code == "strategy_ceiling":
+        out.update(strategy=subject[0], ceiling=fmt_quantity(subject[1]), credit_hold=subject[2])
+    elif code == "pack_size":
+        out.update(item=subject[0], pack_size=fmt_quantity(subject[1]))
+    return out

@@ -33,9 +33,17 @@ import itertools
 import math
 from bisect import bisect_right
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_CEILING, Decimal
 
-from allocation.engine.explain import FIXED, KEPT, PROPOSED, SUBSTITUTE, fmt_quantity, scope_text
+from allocation.engine.explain import (
+    FIXED,
+    FROZEN,
+    KEPT,
+    PROPOSED,
+    SUBSTITUTE,
+    fmt_quantity,
+    scope_text,
+)
 from allocation.engine.groups import item_groups
 from allocation.engine.scoring import _LOG_VALUE_CAP, STRATEGY_INDEX, _clip, _weight_vector
 from allocation.engine.types import (
@@ -43,11 +51,14 @@ from allocation.engine.types import (
     EngineInput,
     EngineResult,
     ExistingAllocation,
+    Factor,
+    FairnessPrice,
     Line,
     LineDecision,
     Protection,
     Quota,
     RaisedException,
+    ShortfallReason,
 )
 
 __all__ = ["allocate", "fmt_quantity", "line_dimensions", "period_key", "scope_text"]
@@ -85,6 +96,7 @@ def line_dimensions(line: Line) -> dict[str, str | None]:
         "customer_segment": line.customer_segment,
         "customer_tier": str(line.customer_tier),
         "channel": line.channel,
+        "order_kind": line.order_kind,
         "item": line.item,
         "item_class": line.item_class,
         "location": line.ship_from or line.home_location,
@@ -160,6 +172,7 @@ class _Pool:
         "item",
         "key",
         "location",
+        "pack",
         "protected",
         "ref",
     )
@@ -179,6 +192,7 @@ class _Pool:
         self.free = quantity
         self.protected: list[_ProtectedStock] | None = None
         self.fact = (item, location, ref, eta)  # what a path entry names
+        self.pack = 0  # pack size in units when it is not 1 (allocation.md "Pack size")
 
     def reset(self) -> None:
         self.free = self.initial_free
@@ -204,14 +218,19 @@ class _Settings:
     """What a run derives from one ``LineSettings`` value, shared by every line that has it."""
 
     __slots__ = (
+        "allocation_horizon_days",
         "allow_partial",
         "allow_substitutes",
+        "factor_plugins",
+        "freeze_days",
         "horizon",
         "margin_floor_pct",
         "max_split",
         "min_confidence",
+        "min_fill_pct",
         "needs_approval",
         "priority_class",
+        "share_mode",
         "strategy",
         "tolerance_days",
         "weights",
@@ -228,6 +247,11 @@ class _Settings:
         self.needs_approval = settings.substitute_needs_approval
         self.allow_partial = settings.allow_partial
         self.margin_floor_pct = settings.margin_floor_pct
+        self.allocation_horizon_days = settings.allocation_horizon_days
+        self.freeze_days = settings.freeze_days or 0
+        self.min_fill_pct = float(settings.min_fill_pct or 0.0)
+        self.share_mode = settings.share_mode or "rank"
+        self.factor_plugins = tuple(settings.factor_plugins or ())
         self.tolerance_days = settings.promise_risk_tolerance_days
 
 
@@ -236,12 +260,15 @@ class _LineState:
 
     __slots__ = (
         "allowed_locations",
+        "beyond_horizon",
         "candidates",
+        "coverable",
         "ceiling",
         "dimensions",
         "existing",
         "fixed",
         "fixed_quantity",
+        "frozen_ids",
         "held",
         "held_before",
         "held_sequence",
@@ -256,13 +283,19 @@ class _LineState:
         "notes",
         "plain",
         "prefer_held",
+        "plugin",
+        "projected",
         "protections_blocked",
         "quantity",
         "quota_cache",
         "quotas_blocked",
+        "actionable",
         "rank",
+        "reasons",
+        "required",
         "score",
         "settings",
+        "shared",
         "split_blocked",
         "strategy",
         "substitute_reserved",
@@ -290,6 +323,8 @@ class _LineState:
         self.unit_blocked = None
         self.prefer_held = True
         self.allowed_locations = None
+        self.coverable = 0
+        self.shared = False
 
     def note(self, fact: tuple) -> None:
         if self.notes is None:
@@ -349,8 +384,13 @@ class _Run:
             scale_values[protection.quantity] = None
         for quota in inp.quotas:
             scale_values[quota.quantity] = None
+        packs = {item.sku: item.pack_size for item in inp.items
+                 if item.pack_size is not None and item.pack_size > 0 and item.pack_size != 1}
+        for pack in packs.values():
+            scale_values[pack] = None
         self.scale = scale = _Scale(scale_values)
         units = scale.to_units
+        self.pack_size: dict[str, Decimal] = packs
         self.pools: dict[PoolKey, _Pool] = {}
         self.pools_by_item: dict[str, list[_Pool]] = {}
         self.inbound_by_item: dict[str, list[_Pool]] = {}
@@ -373,6 +413,11 @@ class _Run:
             self.inbound_by_item.setdefault(row.item, []).append(pool)
         for pools in self.inbound_by_item.values():
             pools.sort(key=lambda pool: (pool.eta, pool.ref))
+        if packs:
+            for pool in self.pools.values():
+                pack = packs.get(pool.item)
+                if pack is not None:
+                    pool.pack = units[pack]
         for protection in sorted(inp.protections, key=lambda p: p.index):
             pool = self.pools.get((protection.sku, protection.location, None))
             if pool is None or protection.quantity <= 0:
@@ -607,6 +652,13 @@ def _take(run: _Run, state: _LineState, pool: _Pool, want: int, kept: bool) -> i
                 state.quotas_blocked[key] = None
         if quantity <= 0:
             return 0
+    pack = pool.pack
+    if pack and quantity % pack and state.total + quantity < state.ceiling:
+        # Whole packs, except the take that completes the line or takes back what it held there.
+        if not state.held or state.held.get(pool.key, 0) - state.taken.get(pool.key, 0) != quantity:
+            quantity -= quantity % pack
+            if quantity <= 0:
+                return 0
     rest = quantity
     parts = None
     if matched:
@@ -671,6 +723,8 @@ def _source(run: _Run, state: _LineState, need: int, limits: dict[PoolKey, int] 
                             _check_confidence(state, sequence, position)
                         return
             position += 1
+        if run.pack_size and need > 0:
+            _sweep_remainders(run, state, pools, need, kept)
         if sequence.checks:
             _check_confidence(state, sequence, position)
         return
@@ -710,7 +764,24 @@ def _source(run: _Run, state: _LineState, need: int, limits: dict[PoolKey, int] 
             if need <= 0:
                 _check_confidence(state, sequence, position)
                 return
+    if run.pack_size and need > 0 and limits is None:
+        _sweep_remainders(run, state, pools, need, kept)
     _check_confidence(state, sequence, len(pools))
+
+
+def _sweep_remainders(run: _Run, state: _LineState, pools: list[_Pool], need: int, kept: bool) -> None:
+    """Pack sizes: a part-pack an element had left when the line passed it may be its last
+    take once it completes the line, so a line left short sweeps its sequence once more."""
+    allowed = state.allowed_locations
+    for pool in pools:
+        if need <= 0:
+            return
+        if allowed is not None and pool.location not in allowed:
+            continue
+        if pool.location not in state.locations and len(state.locations) >= state.max_split:
+            continue
+        if pool.free > 0 or pool.protected is not None:
+            need -= _take(run, state, pool, need, kept)
 
 
 def _take_within_split(run: _Run, state: _LineState, pool: _Pool, want: int, kept: bool) -> int:
@@ -780,7 +851,7 @@ def _fill_unit(run: _Run, unit: list[_LineState]) -> list[_LineState]:
     if unit[0].line.ship_complete:
         return [state for state in unit if state.total < state.quantity]
     state = unit[0]
-    if not state.settings.allow_partial and state.total < state.quantity:
+    if state.total < state.required:
         return [state]
     return []
 
@@ -804,7 +875,7 @@ def _fill_unit_searching(run: _Run, unit: list[_LineState]) -> bool:
 
 
 def _fill_line_searching(run: _Run, state: _LineState) -> bool:
-    quantity = state.quantity
+    quantity = state.required  # the whole open quantity, or its minimum fill
     limits = state.held if state.line.credit_hold else None
     need = state.ceiling - state.total
     if need <= 0:
@@ -828,9 +899,10 @@ def _fill_line_searching(run: _Run, state: _LineState) -> bool:
     base = sum(available.get(location, 0) for location in fixed_locations)
     options = [location for location in state.candidates
                if location in available and location not in fixed_locations]
+    target = quantity - state.total
     for size in range(state.max_split - len(fixed_locations) + 1):
         for combination in itertools.combinations(options, size):
-            if base + sum(available[location] for location in combination) < need:
+            if base + sum(available[location] for location in combination) < target:
                 continue
             state.allowed_locations = fixed_locations.union(combination)
             _source(run, state, need, limits, kept=False)
@@ -842,14 +914,16 @@ def _fill_line_searching(run: _Run, state: _LineState) -> bool:
 
 
 def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[str],
-                    no_keep: set[int], first_pass: bool) -> set[int]:
-    """One pass over a group; returns the keys of lines whose keeps had to be given back."""
+                    no_keep: set[int], first_pass: bool, fairness: list | None = None) -> set[int]:
+    """One pass over a group; returns the keys of lines whose keeps had to be given back.
+    Classes that share in ``pro_rata``/``equal`` mode append their fill figures to ``fairness``."""
     for item in items:
         for pool in run.pools_by_item.get(item, ()):
             pool.reset()
     run.quota_remaining = {}
     to_units = run.scale.to_units
     gains: list[_LineState] = []
+    sharing = False
     for unit in units:
         for state in unit:
             if not first_pass:
@@ -857,8 +931,10 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
             if state.fixed:
                 for alloc in state.fixed:
                     _consume_fixed(run, state, alloc, to_units[alloc.quantity])
-            if state.strategy == "gain" and state.held:
+            if state.strategy == "gain" and state.held and not state.beyond_horizon:
                 gains.append(state)
+        if unit[0].settings.share_mode != "rank":
+            sharing = True
     # Gain lines keep what they held, in rank order, before anyone takes free supply.
     for state in gains:
         if state.line.key not in no_keep:
@@ -866,36 +942,238 @@ def _allocate_group(run: _Run, units: list[list[_LineState]], items: frozenset[s
             if need > 0:
                 _source(run, state, need, state.held, kept=True)
     lost_keeps: set[int] = set()
-    for unit in units:
-        if len(unit) == 1:
-            # A single line (the common unit): inline what _fill_unit does for it.
-            state = unit[0]
+    if not sharing:
+        for unit in units:
+            _fill_and_settle(run, unit, lost_keeps)
+        return lost_keeps - no_keep
+    index, count = 0, len(units)
+    while index < count:
+        unit = units[index]
+        head = unit[0]
+        mode = head.settings.share_mode
+        end = index + 1
+        if mode != "rank":
+            class_key = (head.strategy, head.settings.priority_class)
+            while end < count and (units[end][0].strategy, units[end][0].settings.priority_class) == class_key:
+                end += 1
+        if end - index > 1:
+            _share_class(run, units[index:end], items, mode, lost_keeps, fairness)
+        else:
+            _fill_and_settle(run, unit, lost_keeps)
+        index = end
+    return lost_keeps - no_keep
+
+
+def _fill_and_settle(run: _Run, unit: list[_LineState], lost_keeps: set[int]) -> None:
+    """A unit takes free supply up to its ceilings in rank order; an all-or-nothing unit
+    (ship-complete, ``allow_partial = false``, ``min_fill_pct``) that ends short gives back
+    what it took, gets its second chance, or is noted as blocked."""
+    if len(unit) == 1:
+        # A single line (the common unit): inline what _fill_unit does for it.
+        state = unit[0]
+        if state.beyond_horizon:
+            return
+        need = state.ceiling - state.total
+        if need > 0:
+            _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
+        if state.total >= state.required:
+            return
+        short = [state]
+    else:
+        if unit[0].beyond_horizon:
+            return
+        short = _fill_unit(run, unit)
+        if not short:
+            return
+    gave_back_keeps = False
+    for state in unit:
+        state.coverable = state.total - state.fixed_quantity
+        gave_back_keeps = _rollback(run, state) or gave_back_keeps
+    if gave_back_keeps:
+        lost_keeps.update(state.line.key for state in unit)
+    elif _fill_unit_searching(run, unit):
+        return
+    if unit[0].line.ship_complete:
+        short_lines = tuple(state.line.line for state in short)
+        for state in unit:
+            state.unit_blocked = short_lines
+            state.note(("ship_complete_blocked", state.line.order, short_lines))
+    else:
+        state = unit[0]
+        if state.settings.allow_partial:
+            state.note(("below_min_fill", state.settings.min_fill_pct, state.coverable))
+        else:
+            state.note(("all_or_nothing", state.quantity))
+
+
+# -- fair share within a class (allocation.md "Depth settings") ----------------------------
+
+
+def _class_caps(run: _Run, class_units: list[list[_LineState]], mode: str) -> dict[int, int]:
+    """Each line's cap (units) where its class's open demand for its item exceeds the free
+    supply of that item at the class's candidate locations; lines not capped are absent."""
+    demand: dict[str, list[tuple[_LineState, int]]] = {}
+    for unit in class_units:
+        for state in unit:
+            if state.beyond_horizon:
+                continue
             need = state.ceiling - state.total
             if need > 0:
-                _source(run, state, need, state.held if state.line.credit_hold else None, kept=False)
-            if state.total >= state.quantity or (state.settings.allow_partial and not state.line.ship_complete):
-                continue
-            short = [state]
-        else:
-            short = _fill_unit(run, unit)
-            if not short:
-                continue
-        gave_back_keeps = False
-        for state in unit:
-            gave_back_keeps = _rollback(run, state) or gave_back_keeps
-        if gave_back_keeps:
-            lost_keeps.update(state.line.key for state in unit)
-        elif _fill_unit_searching(run, unit):
+                demand.setdefault(state.line.item, []).append((state, need))
+    caps: dict[int, int] = {}
+    for item, wanting in demand.items():
+        if len(wanting) < 2:
             continue
-        if unit[0].line.ship_complete:
-            short_lines = tuple(state.line.line for state in short)
-            for state in unit:
-                state.unit_blocked = short_lines
-                state.note(("ship_complete_blocked", state.line.order, short_lines))
+        pools: dict[PoolKey, _Pool] = {}
+        for state, _need in wanting:
+            for pool in run.plain_sequence(state).pools:
+                if pool.item == item:
+                    pools[pool.key] = pool
+        supply = 0
+        for pool in pools.values():
+            supply += pool.free
+            if pool.protected is not None:
+                for stock in pool.protected:
+                    if stock.remaining > 0 and any(state.matches(stock.index, stock.scope) for state, _ in wanting):
+                        supply += stock.remaining
+        total = sum(need for _state, need in wanting)
+        if total <= supply:
+            continue
+        pack = run.scale.to_units[run.pack_size[item]] if item in run.pack_size else 0
+        if mode == "equal":
+            shares = _water_fill([need for _state, need in wanting], supply)
         else:
-            state = unit[0]
-            state.note(("all_or_nothing", state.quantity))
-    return lost_keeps - no_keep
+            shares = [supply * need // total for _state, need in wanting]
+        for (state, need), share in zip(wanting, shares):
+            if share < need and pack:
+                share -= share % pack
+            caps[state.line.key] = share if share < need else need
+    return caps
+
+
+def _water_fill(needs: list[int], supply: int) -> list[int]:
+    """The same cap for every need (none above its need), as high as ``supply`` allows, in
+    whole units: ``[2, 9, 9]`` sharing 12 → ``[2, 5, 5]``."""
+    order = sorted(range(len(needs)), key=needs.__getitem__)
+    shares = [0] * len(needs)
+    left, remaining = supply, len(needs)
+    for position in order:
+        level = left // remaining
+        share = needs[position] if needs[position] <= level else level
+        shares[position] = share
+        left -= share
+        remaining -= 1
+    # The level is the same for every capped need (the ones after the first that hit it).
+    capped = [shares[p] for p in order if shares[p] < needs[p]]
+    if capped:
+        level = min(capped)
+        shares = [min(need, level) for need in needs]
+    return shares
+
+
+def _class_fill(class_units: list[list[_LineState]]) -> tuple[float, float, int]:
+    """``(Σ score × covered, Σ score × open, lines)`` of a class, unweighted when every score is 0."""
+    states = [state for unit in class_units for state in unit]
+    weighted = any(state.score > 0 for state in states)
+    covered = wanted = 0.0
+    for state in states:
+        weight = state.score if weighted else 1.0
+        got = state.total if state.total < state.quantity else state.quantity
+        covered += weight * got
+        wanted += weight * state.quantity
+    return covered, wanted, len(states)
+
+
+def _snapshot(run: _Run, items: frozenset[str], states: list[_LineState]) -> tuple:
+    pools = [(pool, pool.free, [stock.remaining for stock in pool.protected] if pool.protected else None)
+             for item in items for pool in run.pools_by_item.get(item, ())]
+    lines = [(state, state.total, list(state.takes), dict(state.taken) if state.held else None,
+              set(state.locations), state.split_blocked, dict(state.protections_blocked or {}) or None,
+              dict(state.quotas_blocked or {}) or None, dict(state.low_confidence or {}) or None,
+              list(state.notes) if state.notes else None, state.unit_blocked, state.prefer_held,
+              dict(state.substitute_reserved) if state.substitute_reserved else None, state.coverable)
+             for state in states]
+    return pools, dict(run.quota_remaining), lines
+
+
+def _restore(run: _Run, snapshot: tuple) -> None:
+    pools, quota_remaining, lines = snapshot
+    for pool, free, remaining in pools:
+        pool.free = free
+        if remaining is not None:
+            for stock, left in zip(pool.protected, remaining):
+                stock.remaining = left
+    run.quota_remaining = quota_remaining
+    for (state, total, takes, taken, locations, split_blocked, protections_blocked, quotas_blocked,
+         low_confidence, notes, unit_blocked, prefer_held, substitute_reserved, coverable) in lines:
+        state.total = total
+        state.takes = takes
+        if taken is not None:
+            state.taken = taken
+        state.locations = locations
+        state.split_blocked = split_blocked
+        state.protections_blocked = protections_blocked
+        state.quotas_blocked = quotas_blocked
+        state.low_confidence = low_confidence
+        state.notes = notes
+        state.unit_blocked = unit_blocked
+        state.prefer_held = prefer_held
+        if substitute_reserved is not None:
+            state.substitute_reserved = substitute_reserved
+        state.coverable = coverable
+        state.allowed_locations = None
+
+
+def _share_class(run: _Run, class_units: list[list[_LineState]], items: frozenset[str], mode: str,
+                 lost_keeps: set[int], fairness: list | None) -> None:
+    """Fair share among the units of one strategy and priority class: each line first takes
+    up to its cap in rank order, then what is left goes in rank order as usual. The class's
+    rank-mode fill, from the same supply, is measured by a shadow pass that is undone."""
+    caps = _class_caps(run, class_units, mode)
+    if not caps:
+        for unit in class_units:
+            _fill_and_settle(run, unit, lost_keeps)
+        if fairness is not None:
+            covered, wanted, lines = _class_fill(class_units)
+            head = class_units[0][0]
+            fairness.append((head.strategy, head.settings.priority_class, mode, lines, covered, wanted,
+                             covered, wanted))
+        return
+    rank_covered = rank_wanted = 0.0
+    if fairness is not None:
+        states = [state for unit in class_units for state in unit]
+        snapshot = _snapshot(run, items, states)
+        ignored: set[int] = set()
+        for unit in class_units:
+            _fill_and_settle(run, unit, ignored)
+        rank_covered, rank_wanted, _lines = _class_fill(class_units)
+        _restore(run, snapshot)
+    done: set[int] = set()
+    for position, unit in enumerate(class_units):
+        head = unit[0]
+        if head.beyond_horizon:
+            continue
+        if head.line.ship_complete or not head.settings.allow_partial:
+            # All-or-nothing: within its shares it takes now, else it waits for the rest.
+            if all(state.ceiling - state.total <= caps.get(state.line.key, state.ceiling) for state in unit):
+                _fill_and_settle(run, unit, lost_keeps)
+                done.add(position)
+            continue
+        cap = caps.get(head.line.key)
+        if cap is None or head.total + cap < head.required:
+            continue  # not capped, or its share is below its minimum fill: it waits for the rest
+        need = min(cap, head.ceiling - head.total)
+        head.shared = True
+        if need > 0:
+            _source(run, head, need, head.held if head.line.credit_hold else None, kept=False)
+    for position, unit in enumerate(class_units):
+        if position not in done:
+            _fill_and_settle(run, unit, lost_keeps)
+    if fairness is not None:
+        covered, wanted, lines = _class_fill(class_units)
+        head = class_units[0][0]
+        fairness.append((head.strategy, head.settings.priority_class, mode, lines, rank_covered, rank_wanted,
+                         covered, wanted))
 
 
 # -- results -------------------------------------------------------------------------------
@@ -959,7 +1237,8 @@ def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[Ra
             alloc.confirmed_date, alloc.state, alloc.id,
         )))
         units.append(to_units[alloc.quantity])
-        path.append((FIXED, alloc.state, alloc.location, alloc.item, alloc.quantity))
+        frozen = state.frozen_ids is not None and alloc.id in state.frozen_ids
+        path.append((FROZEN if frozen else FIXED, alloc.state, alloc.location, alloc.item, alloc.quantity))
     takes = state.takes
     if takes:
         item = line.item
@@ -980,8 +1259,9 @@ def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[Ra
         unchanged: dict[tuple, list[int]] | None = None
         if len(state.existing) > len(state.fixed):
             unchanged = {}
+            frozen_ids = state.frozen_ids
             for alloc in state.existing:
-                if alloc.state not in FIXED_STATES:
+                if alloc.state not in FIXED_STATES and (frozen_ids is None or alloc.id not in frozen_ids):
                     unchanged.setdefault(
                         (alloc.item, alloc.location, alloc.supply_ref, alloc.state, to_units[alloc.quantity],
                          alloc.confirmed_date), []
@@ -1021,8 +1301,10 @@ def _decide(results: _Results, state: _LineState) -> tuple[LineDecision, list[Ra
     decision = _new_tuple(LineDecision, (
         line_key, state.rank, state.key, state.score, state.values, state.settings.weights, strategy,
         priority_class, tuple(allocations), tuple(path), constraints, results.decimal(shortfall),
-        fingerprint, results.places,
+        fingerprint, results.places, state.reasons, state.projected, state.actionable, state.plugin,
     ))
+    if state.beyond_horizon:
+        return decision, None  # beyond the horizon: no exception (allocation.md "Depth settings")
     return decision, _line_exceptions(results, state, allocations, units, shortfall, constraints)
 
 
@@ -1035,6 +1317,9 @@ def _constraint_facts(run: _Run, state: _LineState, shortfall: int) -> tuple:
         found.append(("lose",))
     if shortfall <= 0 and not state.notes:
         return tuple(found)
+    if state.beyond_horizon:
+        found.append(("beyond_horizon", max(line.promised_date or line.requested_date, run.as_of),
+                      state.settings.allocation_horizon_days))
     ceiling_reasons = len(found)
     if state.strategy == "fill" and not line.credit_hold and state.held_before < state.quantity:
         found.append(("fill_ceiling", state.held_before))
@@ -1193,6 +1478,242 @@ def _ship_complete_exception(places: int, order: str, members: list[_LineState])
     ))
 
 
+# -- depth: custom factors, shortfall reasons, projected dates, price of fairness ------------
+
+
+def _plugin_factors(weights: tuple[tuple[str, float], ...], values: tuple[tuple[str, float], ...]) -> tuple:
+    """The custom factors of a line, in ``factor_plugins`` order: each weight times the
+    line's value for that name (clipped to [0, 1]; 0 when the line has none)."""
+    given = dict(values) if values else {}
+    found = []
+    for name, weight in weights:
+        value = given.get(name)
+        value = _clip(float(value)) if value is not None else 0.0
+        weight = float(weight)
+        found.append(Factor(name, value, weight, weight * value))
+    return tuple(found)
+
+
+def _explain_shortfalls(run: _Run, states: list[_LineState], short_states: list[_LineState]) -> None:
+    """Every short line's shortfall as exclusive reasons whose quantities sum to it, and
+    whether an action today could change it (some supply it could use is not fixed)."""
+    # Who holds what at each supply element: (state, units, how).
+    ledger: dict[PoolKey, list[tuple[_LineState, int, str]]] = {}
+    fixed_at: dict[PoolKey, int] = {}
+    units_of = run.scale.to_units
+    for state in states:
+        for alloc in state.fixed:
+            pool_key = (alloc.item, alloc.location, alloc.supply_ref)
+            amount = units_of[alloc.quantity]
+            ledger.setdefault(pool_key, []).append((state, amount, "fixed", None))
+            fixed_at[pool_key] = fixed_at.get(pool_key, 0) + amount
+        for pool, quantity, _take_state, kept, undo in state.takes:
+            parts = undo[1] if undo is not None else None
+            ledger.setdefault(pool.key, []).append((state, quantity, "kept" if kept else "ranked", parts))
+    for entries in ledger.values():
+        if len(entries) > 1:
+            entries.sort(key=lambda entry: entry[0].rank)
+    decimal = run.scale.decimal
+    for state in short_states:
+        state.reasons, state.actionable = _reasons_of(run, state, ledger, fixed_at, decimal)
+
+
+def _reasons_of(run: _Run, state: _LineState, ledger: dict, fixed_at: dict, decimal) -> tuple[tuple, bool]:
+    line = state.line
+    left = state.quantity - state.total
+    found: dict[tuple, list] = {}  # (code, key) -> [units, subject or lines dict]
+
+    def add(code: str, key, amount: int, subject) -> int:
+        nonlocal left
+        amount = amount if amount < left else left
+        if amount <= 0:
+            return 0
+        slot = found.get((code, key))
+        if slot is None:
+            found[(code, key)] = [amount, subject]
+        else:
+            slot[0] += amount
+        left -= amount
+        return amount
+
+    def add_line(code: str, other: _LineState, amount: int, how: str) -> None:
+        amount = amount if amount < left else left
+        if amount <= 0:
+            return
+        slot = found.get((code, None))
+        if slot is None:
+            slot = found[(code, None)] = [0, {}]
+        lines = slot[1]
+        entry = lines.get(other.line.key)
+        lines[other.line.key] = (other, (entry[1] if entry else 0) + amount, how)
+        slot[0] += amount
+        add_amount(amount)
+
+    def add_amount(amount: int) -> None:
+        nonlocal left
+        left -= amount
+
+    settings = state.settings
+    if state.beyond_horizon:
+        due = max(line.promised_date or line.requested_date, run.as_of)
+        add("beyond_horizon", None, left, (due, settings.allocation_horizon_days))
+    ceiling = state.ceiling if not state.beyond_horizon else state.quantity
+    if ceiling < state.quantity:
+        add("strategy_ceiling", None, state.quantity - max(ceiling, state.total),
+            (state.strategy, decimal(ceiling), line.credit_hold))
+    absorbed = 0  # supply the line passed over that its minimum fill already explains
+    if state.coverable > 0 and state.total == state.fixed_quantity:
+        order = line.order if line.ship_complete else None
+        pct = settings.min_fill_pct if settings.allow_partial and not line.ship_complete else 100.0
+        absorbed = add("below_min_fill", None, state.coverable, (pct, decimal(state.coverable), order))
+    sequence = state.plain or run.plain_sequence(state)
+    pools = sequence.pools
+    checks = sequence.checks
+    own: dict[PoolKey, int] = {}
+    for pool, quantity, _take_state, _kept, _undo in state.takes:
+        own[pool.key] = own.get(pool.key, 0) + quantity
+    blocked_split = len(state.locations) >= state.max_split
+    quota_key = next(iter(state.quotas_blocked)) if state.quotas_blocked else None
+    actionable = False
+    for pool, low_confidence in (_visits(pools, checks) if checks else zip(pools, itertools.repeat(False))):
+        whole = pool.initial_free + (sum(stock.initial for stock in pool.protected) if pool.protected else 0)
+        if whole - fixed_at.get(pool.key, 0) - own.get(pool.key, 0) > 0:
+            actionable = True
+        if left <= 0:
+            if actionable:
+                break
+            continue
+        if low_confidence:
+            add("inbound_below_confidence", pool.ref, whole - own.get(pool.key, 0),
+                (pool.ref, pool.confidence, state.min_confidence))
+            continue
+        passed = 0
+        for other, amount, how, parts in ledger.get(pool.key, ()):
+            if other is state:
+                continue
+            if how != "ranked" or other.rank < state.rank:
+                add_line("taken_by_higher_rank", other, amount, how)
+            elif other.shared and other.strategy == state.strategy \
+                    and other.settings.priority_class == settings.priority_class:
+                add_line("fair_share", other, amount, "shared")
+            else:
+                if parts:
+                    # Protected stock a lower-ranked line matching the protection took.
+                    for stock, part in parts:
+                        if not state.matches(stock.index, stock.scope):
+                            protection = stock.protection
+                            amount -= add("protected_for", stock.index, part, (
+                                stock.index, protection.sku, protection.location, protection.quantity,
+                                protection.scope))
+                passed += amount
+        passed += pool.free
+        if pool.protected is not None:
+            for stock in pool.protected:
+                if stock.remaining <= 0:
+                    continue
+                if state.matches(stock.index, stock.scope):
+                    passed += stock.remaining
+                else:
+                    protection = stock.protection
+                    add("protected_for", stock.index, stock.remaining,
+                        (stock.index, protection.sku, protection.location, protection.quantity, protection.scope))
+        if absorbed and passed:
+            part = passed if passed < absorbed else absorbed
+            passed -= part
+            absorbed -= part
+        if passed <= 0:
+            continue
+        if blocked_split and pool.location not in state.locations:
+            add("split_limit", None, passed, (state.max_split, tuple(sorted(state.locations))))
+        elif quota_key is not None:
+            add("quota_exhausted", quota_key, passed, (quota_key[0], run.quota_period[quota_key[0]], quota_key[1]))
+        elif line.credit_hold:
+            add("strategy_ceiling", None, passed, (state.strategy, decimal(state.ceiling), True))
+        elif pool.pack and passed < pool.pack:
+            add("pack_size", pool.item, passed, (pool.item, run.pack_size[pool.item]))
+        elif state.split_blocked:
+            add("split_limit", None, passed, (state.max_split, tuple(sorted(state.locations))))
+    if left > 0:
+        add("no_supply", None, left, (line.item, state.candidates))
+    reasons = []
+    for (code, _key), (amount, subject) in found.items():
+        if code in ("taken_by_higher_rank", "fair_share"):
+            subject = tuple(
+                (other.line.key, other.line.order, other.line.line, decimal(units), how)
+                for other, units, how in sorted(subject.values(), key=lambda entry: entry[0].rank)
+            )
+        reasons.append(_new_tuple(ShortfallReason, (code, decimal(amount), subject)))
+    return tuple(reasons), actionable and not state.beyond_horizon
+
+
+def _visits(pools: list[_Pool], checks: list[tuple[int, list[_Pool]]]):
+    """A sequence's pools in order, each step's inbound below the line's confidence where
+    that step starts: ``(pool, below confidence)``."""
+    check_index = 0
+    for position, pool in enumerate(pools):
+        while check_index < len(checks) and checks[check_index][0] <= position:
+            for below in checks[check_index][1]:
+                yield below, True
+            check_index += 1
+        yield pool, False
+    while check_index < len(checks):
+        for below in checks[check_index][1]:
+            yield below, True
+        check_index += 1
+
+
+def _project_dates(run: _Run, short_states: list[_LineState]) -> None:
+    """A short line's projected date: the eta of the inbound (any confidence) that would
+    cover its shortfall if all the open inbound left went to short lines in rank order."""
+    left: dict[PoolKey, int] = {}
+    memo: dict[tuple, list[_Pool]] = {}
+    for state in short_states:
+        line = state.line
+        substitutes = run.substitutes.get(line.item, ()) if state.substitutes_allowed else ()
+        memo_key = (line.item, state.candidates, substitutes)
+        pools = memo.get(memo_key)
+        if pools is None:
+            pools = [pool for pool in run.inbound_list(line.item, state.candidates) if pool.free > 0]
+            for substitute in substitutes:
+                pools.extend(pool for pool in run.inbound_list(substitute, state.candidates) if pool.free > 0)
+            pools.sort(key=lambda pool: (pool.eta, pool.ref or ""))
+            memo[memo_key] = pools
+        need = state.quantity - state.total
+        for pool in pools:
+            available = left.get(pool.key)
+            if available is None:
+                available = pool.free
+            if available <= 0:
+                continue
+            take = need if need < available else available
+            left[pool.key] = available - take
+            need -= take
+            if need <= 0:
+                state.projected = pool.eta
+                break
+
+
+def _fairness_prices(parts: list[tuple]) -> tuple[FairnessPrice, ...]:
+    totals: dict[tuple, list] = {}
+    for strategy, priority_class, mode, lines, rank_covered, rank_wanted, covered, wanted in parts:
+        slot = totals.get((strategy, priority_class, mode))
+        if slot is None:
+            slot = totals[(strategy, priority_class, mode)] = [0, 0.0, 0.0, 0.0, 0.0]
+        slot[0] += lines
+        slot[1] += rank_covered
+        slot[2] += rank_wanted
+        slot[3] += covered
+        slot[4] += wanted
+    found = []
+    for (strategy, priority_class, mode), (lines, rank_covered, rank_wanted, covered, wanted) in sorted(
+            totals.items(), key=lambda kv: (STRATEGY_INDEX[kv[0][0]], kv[0][1], kv[0][2])):
+        rank_fill = rank_covered / rank_wanted if rank_wanted else 1.0
+        fill = covered / wanted if wanted else 1.0
+        found.append(FairnessPrice(strategy, priority_class, mode, lines, round(rank_fill, 6), round(fill, 6),
+                                   round(rank_fill - fill, 6)))
+    return tuple(found)
+
+
 def allocate(inp: EngineInput) -> EngineResult:
     """Run the allocation on ``inp`` and return every line's decision and the exceptions.
 
@@ -1268,6 +1789,11 @@ def _allocate(inp: EngineInput) -> EngineResult:
         w = profile.weights
         total = (0.0 + w[0] * tier + w[1] * urgency + w[2] * margin + w[3] * value + w[4] * age
                  + w[5] * penalty + w[6] * risk)
+        plugin = _NO_FACTS
+        if profile.factor_plugins:
+            plugin = _plugin_factors(profile.factor_plugins, line.plugin_factors)
+            for factor in plugin:
+                total += factor.contribution
         if line.credit_hold:
             strategy = "fill"
         else:
@@ -1276,7 +1802,7 @@ def _allocate(inp: EngineInput) -> EngineResult:
                 raise ValueError(f"line {line.order}/{line.line}: unknown strategy {strategy!r}")
         keys.append((STRATEGY_INDEX[strategy], profile.priority_class, -round(total, 6), line.requested_date,
                      created, line.order, line.line))
-        scored.append((total, (tier, urgency, margin, value, age, penalty, risk), profile, strategy))
+        scored.append((total, (tier, urgency, margin, value, age, penalty, risk), profile, strategy, plugin))
     order = sorted(range(len(lines)), key=keys.__getitem__)
 
     # Ship-complete orders are one unit, at the rank of their highest-ranked line; lines are
@@ -1303,13 +1829,14 @@ def _allocate(inp: EngineInput) -> EngineResult:
     new_state = _LineState.__new__
     for position in itertools.chain.from_iterable(units):
         line = lines[position]
-        total, values, profile, strategy = scored[position]
+        total, values, profile, strategy, plugin = scored[position]
         state = new_state(_LineState)
         state.line = line
         state.rank = len(states) + 1
         state.key = keys[position]
         state.score = total
         state.values = values
+        state.plugin = plugin
         state.settings = profile
         state.strategy = strategy
         state.candidates = candidates(line)
@@ -1325,10 +1852,12 @@ def _allocate(inp: EngineInput) -> EngineResult:
         held = _NOTHING_HELD  # read-only; a line's own dicts only when it held something
         substitute_reserved = _NOTHING_HELD
         held_before = 0
+        frozen_ids = None
         if existing:
             fixed = []
             held = {}
             substitute_reserved = {}
+            freeze_days = profile.freeze_days
             for alloc in existing:
                 amount = to_units[alloc.quantity]
                 held_before += amount
@@ -1336,11 +1865,20 @@ def _allocate(inp: EngineInput) -> EngineResult:
                     fixed.append(alloc)
                     fixed_quantity += amount
                     continue
+                if freeze_days > 0 and alloc.state == "reserved" and (alloc.confirmed_date - as_of).days < freeze_days:
+                    # Inside the freeze window: fixed like a pinned allocation.
+                    fixed.append(alloc)
+                    fixed_quantity += amount
+                    if frozen_ids is None:
+                        frozen_ids = set()
+                    frozen_ids.add(alloc.id)
+                    continue
                 pool_key = (alloc.item, alloc.location, alloc.supply_ref)
                 held[pool_key] = held.get(pool_key, 0) + amount
                 if alloc.state == "reserved" and alloc.item != line.item:
                     substitute_reserved[pool_key] = substitute_reserved.get(pool_key, 0) + amount
         state.fixed = fixed
+        state.frozen_ids = frozen_ids
         state.fixed_quantity = fixed_quantity
         state.held = held
         state.held_before = held_before
@@ -1351,6 +1889,26 @@ def _allocate(inp: EngineInput) -> EngineResult:
             state.ceiling = 0
         else:
             state.ceiling = quantity
+        state.beyond_horizon = False
+        horizon_days = profile.allocation_horizon_days
+        if horizon_days is not None:
+            due = line.promised_date or line.requested_date
+            if (due - as_of).days > horizon_days:
+                # Ranked, but takes and keeps nothing this run (fixed allocations stay).
+                state.beyond_horizon = True
+                state.ceiling = fixed_quantity if fixed_quantity < state.ceiling else state.ceiling
+        if line.ship_complete or not profile.allow_partial:
+            state.required = quantity
+        elif profile.min_fill_pct > 0:
+            state.required = int((Decimal(str(profile.min_fill_pct)) * quantity / _HUNDRED)
+                                 .to_integral_value(rounding=ROUND_CEILING))
+        else:
+            state.required = 0
+        state.coverable = 0
+        state.shared = False
+        state.reasons = _NO_FACTS
+        state.projected = None
+        state.actionable = False
         state.dimensions = None
         state.quota_cache = None
         state.match_cache = None
@@ -1382,16 +1940,29 @@ def _allocate(inp: EngineInput) -> EngineResult:
             if found_units is None:
                 found_units = group_units[group_index] = []
             found_units.append([state])
+    for unit in order_units.values():
+        if len(unit) > 1 and any(state.beyond_horizon for state in unit):
+            # A ship-complete order is one unit: beyond the horizon when any of its lines is.
+            for state in unit:
+                state.beyond_horizon = True
+                state.ceiling = state.fixed_quantity if state.fixed_quantity < state.ceiling else state.ceiling
+    fairness_parts: list[tuple] = []
     for group_index, members_units in group_units.items():
         no_keep: set[int] = set()
         first_pass = True
         while True:
-            lost = _allocate_group(run, members_units, groups[group_index], no_keep, first_pass)
+            group_fairness: list[tuple] = []
+            lost = _allocate_group(run, members_units, groups[group_index], no_keep, first_pass, group_fairness)
             first_pass = False
             if not lost:
                 break
             no_keep |= lost
+        fairness_parts.extend(group_fairness)
     results = _Results(run)
+    short_states = [state for state in states if state.total < state.quantity]
+    if short_states:
+        _explain_shortfalls(run, states, short_states)
+        _project_dates(run, short_states)
     decisions: list[LineDecision] = []
     exceptions: list[RaisedException] = []
     blocked: dict[str, list[_LineState]] = {}
@@ -1405,4 +1976,5 @@ def _allocate(inp: EngineInput) -> EngineResult:
             members.append(state)
             if len(members) == len(order_units[state.line.order]):
                 exceptions.append(_ship_complete_exception(results.places, state.line.order, members))
-    return EngineResult(lines=tuple(decisions), exceptions=tuple(exceptions))
+    return EngineResult(lines=tuple(decisions), exceptions=tuple(exceptions),
+                        fairness=_fairness_prices(fairness_parts))

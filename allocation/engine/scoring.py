@@ -75,8 +75,23 @@ def score(line: Line, as_of: date) -> tuple[float, tuple[Factor, ...]]:
     factors = tuple(
         Factor(name=name, value=value, weight=weight, contribution=weight * value)
         for name, value, weight in zip(FACTOR_NAMES, values, weights)
-    )
+    ) + plugin_factors(line)
     return sum(factor.contribution for factor in factors), factors
+
+
+def plugin_factors(line: Line) -> tuple[Factor, ...]:
+    """The line's custom factors, in ``settings.factor_plugins`` order: weight × value, the
+    value clipped to [0, 1] and 0 when the line has none (computed outside the engine)."""
+    weights = line.settings.factor_plugins
+    if not weights:
+        return ()
+    given = dict(line.plugin_factors)
+    found = []
+    for name, weight in weights:
+        value = given.get(name)
+        value = _clip(float(value)) if value is not None else 0.0
+        found.append(Factor(name, value, float(weight), float(weight) * value))
+    return tuple(found)
 
 
 def score_value(line: Line, as_of: date) -> float:
@@ -91,6 +106,8 @@ def score_parts(line: Line, as_of: date) -> tuple[float, tuple[float, ...], tupl
     total = 0.0
     for weight, value in zip(weights, values):
         total += weight * value
+    for factor in plugin_factors(line):
+        total += factor.contribution
     return total, values, weights
 
 

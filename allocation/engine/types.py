@@ -83,6 +83,11 @@ class Line:
     credit_hold: bool
     settings: LineSettings
     risk: float = 0.0
+    # Custom score factors computed outside the engine (allocation/plugins.py): (registered
+    # name, value in [0, 1]); weighted by ``settings.factor_plugins``, a name without a
+    # weight there counts nothing, a weighted name without a value counts 0.
+    plugin_factors: tuple[tuple[str, float], ...] = ()
+    order_kind: str = "order"  # "order" | "quote": a scope dimension only; ranked like orders
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ class Item:
     sku: str
     item_class: str
     substitutes: tuple[str, ...]  # priority order
+    pack_size: Decimal = Decimal(1)  # a line takes whole packs from one supply element (positive)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +193,27 @@ class Factor(NamedTuple):
     contribution: float
 
 
+class ShortfallReason(NamedTuple):
+    """Why part of a short line is short (allocation.md "Depth settings", shortfall reasons).
+
+    ``quantity`` (Decimal, the line's unit) is what this reason explains; the reasons of one
+    line are exclusive and their quantities sum to its shortfall. ``subject`` names what the
+    reason is about, per ``code`` (see ``explain.SHORTFALL_SUBJECTS``); ``explain.shortfall_text``
+    renders it in words and ``explain.shortfall_json`` as a JSON-able dict.
+    """
+
+    code: str
+    quantity: Decimal
+    subject: tuple = ()
+
+    @property
+    def text(self) -> str:
+        return explain.shortfall_text(self)
+
+    def as_json(self) -> dict:
+        return explain.shortfall_json(self)
+
+
 class LineDecision(NamedTuple):
     """One line's decision; its explanation is kept as facts and rendered when read
     (:mod:`allocation.engine.explain`)."""
@@ -205,14 +232,26 @@ class LineDecision(NamedTuple):
     shortfall: Decimal
     fingerprint: str  # stable hash of allocations (+ strategy/class)
     places: int = 0  # decimal places of the scaled quantities in the facts
+    # Depth (allocation.md "Depth settings"); defaults are what a line without them gets.
+    shortfall_reasons: tuple[ShortfallReason, ...] = ()  # on every short line, quantities sum to shortfall
+    projected_date: date | None = None  # eta of the inbound (any confidence) that would cover the shortfall
+    actionable: bool = False  # short, and some supply it could use is not fixed: an action today could help
+    plugin_factors: tuple[Factor, ...] = ()  # custom factors weighted by settings.factor_plugins
 
     @property
     def factors(self) -> tuple[Factor, ...]:
-        """Each factor's value, weight and contribution, in ``DEFAULT_WEIGHTS`` order."""
-        return tuple(
+        """Each factor's value, weight and contribution, in ``DEFAULT_WEIGHTS`` order, then
+        the custom (plugin) factors in ``factor_plugins`` order."""
+        found = tuple(
             Factor(name, value, weight, weight * value)
             for name, value, weight in zip(DEFAULT_WEIGHTS, self.factor_values, self.weights)
         )
+        return found + self.plugin_factors if self.plugin_factors else found
+
+    @property
+    def shortfall_texts(self) -> tuple[str, ...]:
+        """The shortfall reasons in a planner's words."""
+        return tuple(explain.shortfall_text(reason) for reason in self.shortfall_reasons)
 
     @property
     def path(self) -> tuple[str, ...]:
@@ -245,7 +284,26 @@ class RaisedException(NamedTuple):
         return explain.exception_details(self.type, self.facts)
 
 
+class FairnessPrice(NamedTuple):
+    """What fair share cost one strategy and priority class (allocation.md "Fair share").
+
+    ``rank_fill`` and ``fill`` are priority-weighted fill rates in [0, 1]:
+    ``Σ score × covered / Σ score × open quantity`` over the class's lines (unweighted when
+    every score is 0), covered counting fixed allocations; ``rank_fill`` is what a ``rank``
+    mode pass of the class would have given from the same supply, ``fill`` what it got.
+    """
+
+    strategy: str
+    priority_class: int
+    share_mode: str  # pro_rata | equal
+    lines: int
+    rank_fill: float
+    fill: float
+    price: float  # rank_fill - fill
+
+
 @dataclass(frozen=True, slots=True)
 class EngineResult:
     lines: tuple[LineDecision, ...]
     exceptions: tuple[RaisedException, ...]
+    fairness: tuple[FairnessPrice, ...] = ()  # one per class that shared in pro_rata/equal mode

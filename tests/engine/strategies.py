@@ -50,12 +50,20 @@ def line_settings(draw) -> LineSettings:
         auto_release_max_value=None,
         override_approval_min_value=Decimal("10000"),
         margin_floor_pct=draw(st.sampled_from((None, 30.0))),
+        # Depth settings (allocation.md "Depth settings"), defaults most often.
+        allocation_horizon_days=draw(st.sampled_from((None, None, 0, 3))),
+        freeze_days=draw(st.sampled_from((0, 0, 1, 3))),
+        min_fill_pct=draw(st.sampled_from((0.0, 0.0, 40.0, 75.0))),
+        share_mode=draw(st.sampled_from(("rank", "rank", "pro_rata", "equal"))),
+        factor_plugins=draw(st.sampled_from(((), (("sample", 0.3),)))),
         promise_risk_tolerance_days=draw(st.sampled_from((0, 0, 2))),
     )
 
 
 @st.composite
 def scenarios(draw) -> EngineInput:
+    items = tuple(Item(item.sku, item.item_class, item.substitutes, Decimal(draw(st.sampled_from((1, 1, 2, 3)))))
+                  for item in ITEMS)
     lanes = []
     for location in LOCATIONS:
         for region in REGIONS:
@@ -98,7 +106,9 @@ def scenarios(draw) -> EngineInput:
             key=index + 1, line=number, late_penalty_per_day=Decimal(draw(st.sampled_from((0, 500)))),
             item=item.sku, item_class=item.item_class, quantity=draw(_quantity(1, 12)),
             unit_price=price, unit_cost=Decimal(draw(st.integers(30, 120))),
-            allow_substitute=draw(st.booleans()), **order,
+            allow_substitute=draw(st.booleans()),
+            plugin_factors=draw(st.sampled_from(((), (("sample", 0.9),), (("sample", 0.2),)))),
+            order_kind=draw(st.sampled_from(("order", "order", "quote"))), **order,
         ))
     existing = []
     refs = {(row.item, row.location): row.ref for row in inbound}
@@ -115,7 +125,8 @@ def scenarios(draw) -> EngineInput:
     protections = [
         Protection(index, draw(st.sampled_from([i.sku for i in ITEMS])), draw(st.sampled_from(LOCATIONS)),
                    draw(_quantity(1, 8)), draw(st.sampled_from(((("customer_segment", "healthcare"),),
-                                                                (("channel", "ecommerce"),)))))
+                                                                (("channel", "ecommerce"),),
+                                                                (("order_kind", "quote"),)))))
         for index in range(draw(st.integers(0, 2)))
     ]
     quotas = []
@@ -128,7 +139,7 @@ def scenarios(draw) -> EngineInput:
             draw(st.sampled_from(("day", "week", "month"))), draw(_quantity(2, 15)),
         ))
     return EngineInput(
-        as_of=AS_OF, lines=tuple(lines), items=ITEMS, locations=LOCATIONS, lanes=tuple(lanes),
+        as_of=AS_OF, lines=tuple(lines), items=items, locations=LOCATIONS, lanes=tuple(lanes),
         on_hand=tuple(on_hand), inbound=tuple(inbound), existing=tuple(existing),
         protections=tuple(protections), quotas=tuple(quotas),
         stale_feed_buffer_pct=draw(st.sampled_from((10.0, 50.0))),

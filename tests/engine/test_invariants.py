@@ -1,4 +1,6 @@
-"""Invariants 1–6 of allocation.md on random scenarios (hypothesis)."""
+"""Invariants 1–6 of allocation.md on random scenarios (hypothesis), with random values of
+every depth setting (horizon, freeze window, minimum fill, pack sizes, share mode, custom
+factors, quotes): a reservation inside its line's freeze window counts as fixed."""
 
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def _pool_totals(inp):
 
 def _dims(line):
     return {"customer": line.customer, "customer_segment": line.customer_segment,
-            "customer_tier": str(line.customer_tier), "channel": line.channel, "item": line.item,
+            "customer_tier": str(line.customer_tier), "channel": line.channel, "order_kind": line.order_kind, "item": line.item,
             "item_class": line.item_class, "location": line.ship_from or line.home_location,
             "region": line.customer_region}
 
@@ -57,8 +59,30 @@ def _ceiling(line, existing):
     return line.quantity
 
 
-def _new(decision):
-    return [a for a in decision.allocations if a.state not in FIXED]
+def _frozen_ids(inp):
+    """Existing reserved allocations inside their line's freeze window (fixed like pinned)."""
+    lines = {ln.key: ln for ln in inp.lines}
+    found = set()
+    for alloc in inp.existing:
+        line = lines.get(alloc.line_key)
+        if (line is not None and alloc.state == "reserved" and line.settings.freeze_days > 0
+                and (alloc.confirmed_date - inp.as_of).days < line.settings.freeze_days):
+            found.add(alloc.id)
+    return found
+
+
+def _is_fixed(alloc, frozen):
+    return alloc.state in FIXED or alloc.id in frozen
+
+
+def _beyond(inp, line):
+    days = line.settings.allocation_horizon_days
+    return days is not None and ((line.promised_date or line.requested_date) - inp.as_of).days > days
+
+
+def _new(decision, frozen=frozenset()):
+    return [a for a in decision.allocations
+            if a.state not in FIXED and (a.existing_id is None or a.existing_id not in frozen)]
 
 
 @EXAMPLES
@@ -67,16 +91,19 @@ def test_invariant_1_no_supply_or_line_oversubscribed(inp):
     result = allocate(inp)
     totals = _pool_totals(inp)
     lines = {ln.key: ln for ln in inp.lines}
+    frozen = _frozen_ids(inp)
     new_at, fixed_at = defaultdict(Decimal), defaultdict(Decimal)
     for alloc in inp.existing:
-        if alloc.state in FIXED and alloc.line_key in lines:
+        if _is_fixed(alloc, frozen) and alloc.line_key in lines:
             fixed_at[(alloc.item, alloc.location, alloc.supply_ref)] += alloc.quantity
     for decision in result.lines:
         line = lines[decision.line_key]
-        fixed = sum((a.quantity for a in decision.allocations if a.state in FIXED), ZERO)
-        new = sum((a.quantity for a in _new(decision)), ZERO)
+        new_allocations = _new(decision, frozen)
+        fixed = sum((a.quantity for a in decision.allocations), ZERO) - sum(
+            (a.quantity for a in new_allocations), ZERO)
+        new = sum((a.quantity for a in new_allocations), ZERO)
         assert new <= max(ZERO, line.quantity - fixed)
-        for alloc in _new(decision):
+        for alloc in new_allocations:
             assert alloc.quantity > 0
             new_at[(alloc.item, alloc.location, alloc.supply_ref)] += alloc.quantity
     for key, quantity in new_at.items():
@@ -89,8 +116,9 @@ def test_invariant_1_no_supply_or_line_oversubscribed(inp):
 def test_invariant_2_fixed_allocations_unchanged(inp):
     result = allocate(inp)
     by_line = {d.line_key: d for d in result.lines}
+    frozen = _frozen_ids(inp)
     for alloc in inp.existing:
-        if alloc.state not in FIXED:
+        if not _is_fixed(alloc, frozen):
             continue
         kept = [a for a in by_line[alloc.line_key].allocations if a.existing_id == alloc.id]
         assert [(a.item, a.location, a.supply_ref, a.quantity, a.confirmed_date, a.state)
@@ -107,14 +135,26 @@ def test_invariant_3_ceilings_and_floors(inp):
     kinds = defaultdict(set)
     for exception in result.exceptions:
         kinds[exception.line_key].add(exception.type)
+    frozen = _frozen_ids(inp)
     for decision in result.lines:
         line = lines[decision.line_key]
         held = existing[line.key]
-        fixed = sum((a.quantity for a in held if a.state in FIXED), ZERO)
-        new = sum((a.quantity for a in _new(decision)), ZERO)
+        fixed = sum((a.quantity for a in held if _is_fixed(a, frozen)), ZERO)
+        new = sum((a.quantity for a in _new(decision, frozen)), ZERO)
         assert new <= max(ZERO, _ceiling(line, held) - fixed)
         total = fixed + new
         assert decision.shortfall == max(ZERO, line.quantity - total)
+        # Shortfall reasons: on every short line, exclusive, summing to the shortfall.
+        assert sum((r.quantity for r in decision.shortfall_reasons), ZERO) == decision.shortfall
+        assert all(r.quantity > 0 for r in decision.shortfall_reasons)
+        assert all(r.text for r in decision.shortfall_reasons)
+        if decision.shortfall == 0:
+            assert decision.projected_date is None and not decision.actionable
+        if _beyond(inp, line):
+            assert new == 0 and not kinds[line.key]  # takes nothing, raises nothing
+            continue
+        if new > 0 and not line.ship_complete and line.settings.min_fill_pct > 0:
+            assert total * 100 >= line.quantity * Decimal(str(line.settings.min_fill_pct))
         # The due date (allocation.md "Supply"): never before the as-of date.
         due = max(line.promised_date or line.requested_date, inp.as_of)
         latest = max((a.confirmed_date for a in decision.allocations), default=None)
@@ -157,15 +197,19 @@ def test_invariant_4_no_lower_line_holds_what_a_higher_line_could_use(inp):
     substitutes = {item.sku: item.substitutes for item in inp.items}
     confidence = {(row.item, row.location, row.ref): row.confidence for row in inp.inbound}
     protected = {(p.sku, p.location) for p in inp.protections}
+    pack = {item.sku: item.pack_size for item in inp.items}
+    frozen = _frozen_ids(inp)
     decisions = sorted(result.lines, key=lambda d: d.rank)
     for high_index, high in enumerate(decisions):
         line = lines[high.line_key]
         held = existing[line.key]
         total = sum((a.quantity for a in high.allocations), ZERO)
         if (line.credit_hold or line.ship_complete or not line.settings.allow_partial
+                or line.settings.min_fill_pct > 0 or _beyond(inp, line)
                 or total >= _ceiling(line, held)
                 or any(_matches(line, quota.scope) for quota in inp.quotas)):
             continue
+        need = _ceiling(line, held) - total
         usable_items = {line.item}
         if line.allow_substitute and line.settings.allow_substitutes:
             usable_items.update(substitutes.get(line.item, ()))
@@ -175,10 +219,15 @@ def test_invariant_4_no_lower_line_holds_what_a_higher_line_could_use(inp):
             low_line = lines[low.line_key]
             low_held = {(a.item, a.location, a.supply_ref) for a in existing[low_line.key]
                         if a.state not in FIXED}
-            for alloc in _new(low):
+            if (high.strategy, high.priority_class) == (low.strategy, low.priority_class) and any(
+                    ln.settings.share_mode != "rank" for ln in inp.lines):
+                continue  # fair share: a lower line of the class may hold its share
+            for alloc in _new(low, frozen):
                 key = (alloc.item, alloc.location, alloc.supply_ref)
                 if _strategy(low_line) == "gain" and key in low_held:
                     continue  # what a gain line keeps is exempt
+                if alloc.quantity < pack[alloc.item] and alloc.quantity < need:
+                    continue  # less than a pack, and it would not complete the line
                 if alloc.item not in usable_items or alloc.location not in candidates:
                     continue
                 if alloc.supply_ref is None and (alloc.item, alloc.location) in protected:
@@ -235,7 +284,7 @@ def test_invariant_6_credit_held_lines_get_nothing_new(inp):
             if alloc.state not in FIXED:
                 before[(alloc.item, alloc.location, alloc.supply_ref)] += alloc.quantity
         after = defaultdict(Decimal)
-        for alloc in _new(decision):
+        for alloc in _new(decision, _frozen_ids(inp)):
             after[(alloc.item, alloc.location, alloc.supply_ref)] += alloc.quantity
         for key, quantity in after.items():
             assert quantity <= before[key]
@@ -248,11 +297,12 @@ def test_protections_and_quotas_bound_what_lines_consume(inp):
     totals = _pool_totals(inp)
     lines = {ln.key: ln for ln in inp.lines}
     item_class = {item.sku: item.item_class for item in inp.items}
+    frozen = _frozen_ids(inp)
     for protection in inp.protections:
         key = (protection.sku, protection.location, None)
         others = [p for p in inp.protections if (p.sku, p.location) == (protection.sku, protection.location)]
         held_back = min(sum((p.quantity for p in others), ZERO), totals.get(key, ZERO))
-        outsiders = sum((a.quantity for d in result.lines for a in _new(d)
+        outsiders = sum((a.quantity for d in result.lines for a in _new(d, frozen)
                          if (a.item, a.location, a.supply_ref) == key
                          and not any(_matches(lines[d.line_key], p.scope) for p in others)), ZERO)
         assert outsiders <= max(ZERO, totals.get(key, ZERO) - held_back)
@@ -268,7 +318,8 @@ def test_protections_and_quotas_bound_what_lines_consume(inp):
                     continue
                 if quota.item_class is not None and item_class[alloc.item] != quota.item_class:
                     continue
-                (fixed if alloc.state in FIXED else new)[period] += alloc.quantity
+                is_fixed = alloc.state in FIXED or (alloc.existing_id is not None and alloc.existing_id in frozen)
+                (fixed if is_fixed else new)[period] += alloc.quantity
         for period, quantity in new.items():
             assert quantity <= max(ZERO, quota.quantity - fixed[period])
 
@@ -283,5 +334,7 @@ def test_groups_are_independent(inp):
         part = replace(inp, lines=tuple(ln for ln in inp.lines if ln.item in group))
         for decision in allocate(part).lines:
             full = whole[decision.line_key]
-            assert (decision.allocations, decision.constraints, decision.shortfall) == (
-                full.allocations, full.constraints, full.shortfall)
+            assert (decision.allocations, decision.constraints, decision.shortfall, decision.shortfall_reasons,
+                    decision.projected_date, decision.actionable) == (
+                full.allocations, full.constraints, full.shortfall, full.shortfall_reasons, full.projected_date,
+                full.actionable)

@@ -7,7 +7,9 @@ processes loading the machine do not inflate), and prints min and median of each
 per second. Beside it, the floor: sorting the same lines' rank keys in the same process.
 ``--render`` also times rendering every explanation text (paths, constraints, exception
 messages and details), the work the engine no longer does for lines nobody reads.
-With ``--json`` the last line is one JSON object with every figure.
+With ``--json`` the last line is one JSON object with every figure. ``--share-mode
+pro_rata`` (or ``equal``) runs every line's class in that fair-share mode (issue 15: it
+must stay within 1.5x of ``rank``).
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import gc
 import json
 import statistics
 import time
+from dataclasses import replace
 
 from django.core.management.base import BaseCommand, CommandParser
 
@@ -43,10 +46,18 @@ class Command(BaseCommand):
         parser.add_argument("--repeat", type=int, default=3, help="Timed runs (min and median are reported).")
         parser.add_argument("--render", action="store_true", help="Also time rendering every explanation text.")
         parser.add_argument("--json", action="store_true", help="End with one JSON line of the figures.")
+        parser.add_argument("--share-mode", choices=("rank", "pro_rata", "equal"), default="rank",
+                            help="Fair share mode of every class (default rank, as generated).")
 
     def handle(self, *args, lines: int, seed: int, repeat: int, render: bool, **options) -> None:
         repeat = max(1, repeat)
         inp = synthetic_input(lines, seed=seed)
+        share_mode = options.get("share_mode") or "rank"
+        if share_mode != "rank":
+            shared: dict[int, object] = {}
+            inp = replace(inp, lines=tuple(
+                replace(line, settings=shared.setdefault(id(line.settings), replace(line.settings, share_mode=share_mode)))
+                for line in inp.lines))
         count = len(inp.lines)
         keys = [rank_key(line, inp.as_of) for line in inp.lines]
         floor_walls, floor_cpus, _ = _timed(lambda: sorted(keys), repeat)
@@ -54,6 +65,9 @@ class Command(BaseCommand):
         figures = {
             "lines": count,
             "seed": seed,
+            "share_mode": share_mode,
+            "fairness_classes": len(result.fairness),
+            "price_of_fairness_max": round(max((p.price for p in result.fairness), default=0.0), 6),
             "repeat": repeat,
             "decisions": len(result.lines),
             "exceptions": len(result.exceptions),
