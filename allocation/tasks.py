@@ -77,7 +77,12 @@ def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") 
     from allocation.services import run_incremental
 
     wanted = set(skus or ())
-    if broker_configured():
+    if not broker_configured():
+        return run_incremental(sorted(wanted), trigger=trigger).pk if wanted else None
+    # Say a run is going before reopening scheduling, so what arrives from now on waits the
+    # countdown to be merged instead of starting runs of its own beside this one.
+    _set_running(True)
+    try:
         client = broker.redis_client()
         # Clear the flag before draining: SKUs added after this point schedule a new task.
         broker.clear_flag(SCHEDULED_KEY)
@@ -86,13 +91,7 @@ def incremental_run_task(skus: list[str] | None = None, trigger: str = "event") 
         pipe.delete(PENDING_SKUS_KEY)
         members, _ = pipe.execute()
         wanted |= {member.decode() for member in members}
-    if not wanted:
-        return None
-    if not broker_configured():
-        return run_incremental(sorted(wanted), trigger=trigger).pk
-    _set_running(True)
-    try:
-        return run_incremental(sorted(wanted), trigger=trigger).pk
+        return run_incremental(sorted(wanted), trigger=trigger).pk if wanted else None
     finally:
         _set_running(False)
 
