@@ -29,6 +29,7 @@ class NewCase:
     item_id: int | None = None
     location_id: int | None = None
     value: Decimal = Decimal(0)
+    kind: str = "work"  # "information": shown, without an SLA, not work (allocation.md)
 
 
 def active_keys(case_type: str, statuses: Iterable[str] = ACTIVE_STATUSES) -> set[str]:
@@ -53,7 +54,7 @@ def open_cases(new: list[NewCase], *, what: str) -> int:
         row = DecisionException(
             type=case.type, key=case.key, status=ExceptionStatus.OPEN, severity=case.severity, message=case.message[:500],
             details=case.details, source=SOURCE, item_id=case.item_id, location_id=case.location_id, value=case.value,
-            raised_at=now, updated_at=now,
+            raised_at=now, updated_at=now, kind=case.kind, reason_types=[case.type],
         )
         row._change_reason = f"raised by decision support ({what})"  # type: ignore[attr-defined]
         rows.append(row)

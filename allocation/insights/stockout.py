@@ -104,6 +104,9 @@ def check(as_of: dt.date, *, horizon: int | None = None) -> dict[str, Any]:
                 "replenish_by": c.replenishment(as_of, horizon)[1].isoformat(),
             },
             severity=Severity.HIGH if c.days == 0 else Severity.MEDIUM,
+            # A risk to know of, not a decision: the decisions are the transfer and expedite
+            # recommendations (work cases) and the buyer's replenishment.
+            kind="information",
             item_id=items.get(c.sku),
             location_id=locations.get(c.location),
         )
