@@ -113,7 +113,8 @@ def scene(personas):
     exception = world.exception(line)
     approval = approvals.request_approval(kind="override", subject=exception, actor=personas[roles.PLANNER], note="please", payload={})
     draft = policy_services.import_document(copy.deepcopy(SPEC_DOCUMENT), actor=personas[roles.POLICY_ADMIN])
-    return {"exceptions": exception.pk, "approvals": approval.pk, "policies": draft.pk, "exception_version": exception.version}
+    return {"exceptions": exception.pk, "cases": exception.pk, "approvals": approval.pk, "policies": draft.pk,
+            "exception_version": exception.version}
 
 
 def concrete_path(template: str, chosen: dict[str, str], scene: dict) -> str:
@@ -133,9 +134,9 @@ def base_body(template: str, chosen: dict[str, str], scene: dict) -> dict:
     version = scene["exception_version"]
     if template == "/api/v1/runs":
         return {"items": ["VALVE-10"]}
-    if template == "/api/v1/exceptions/{id}/{action}":
+    if template in ("/api/v1/exceptions/{id}/{action}", "/api/v1/cases/{id}/{action}"):
         return {"version": version, **EXCEPTION_ACTION_BODIES[chosen["action"]]}
-    if template == "/api/v1/exceptions/bulk/{action}":
+    if template in ("/api/v1/exceptions/bulk/{action}", "/api/v1/cases/bulk/{action}"):
         return {"items": [{"id": scene["exceptions"], "version": version}], "reason": "noise", "assignee": "pat_planner"}
     if template.startswith("/api/v1/approvals/") or template.endswith(("/approve", "/reject")):
         return {"reason": "fine"}
