@@ -83,10 +83,14 @@ class Command(BaseCommand):
         parser.add_argument("--floor-rows", type=int, default=100000, help="Rows read and copied for the floor.")
         parser.add_argument("--reuse", action="store_true", help="Use the data already loaded.")
         parser.add_argument("--json", dest="as_json", action="store_true", help="Print the figures as one JSON object, last line.")
+        parser.add_argument(
+            "--share-mode", choices=("rank", "pro_rata", "equal"), default="rank",
+            help="Share mode of the whole book (the active policy's global rule), before the runs.",
+        )
 
     def handle(
         self, *args, lines: int, seed: int, incremental: int, incremental_largest: int | None, actions: int,
-        floor_rows: int, reuse: bool, as_json: bool, **options,
+        floor_rows: int, reuse: bool, as_json: bool, share_mode: str = "rank", **options,
     ) -> None:
         from integrations.services import ingest, process_pending
 
@@ -99,6 +103,7 @@ class Command(BaseCommand):
             started = time.perf_counter()
             count = load_demo_book(seed=seed, lines=lines, business_date=business_today(), batch_size=BATCH_SIZE)
             self.stdout.write(f"Loaded {count} events in {time.perf_counter() - started:.1f}s.")
+        self._share_mode(share_mode)
         self._floor(floor_rows)
         cold = self._full("cold full run", trigger="manual")
         warm = self._full("warm full run", trigger="manual")
@@ -124,6 +129,22 @@ class Command(BaseCommand):
         self._actions(actions, seed)
         if as_json:
             self.stdout.write(self._json_line())
+
+    def _share_mode(self, mode: str) -> None:
+        """Activate a copy of the active policy whose global rule says ``share_mode`` = ``mode``."""
+        from policies.selectors import active_version, export_document
+        from policies.services import import_document
+
+        self.figures["share_mode"] = mode
+        document = export_document(active_version())
+        rule = next(r for r in document["rules"] if not r["scope"])
+        if rule["settings"].get("share_mode", "rank") == mode:
+            return
+        rule["settings"]["share_mode"] = mode
+        document["name"] = f"{document['name']} ({mode})"
+        document.pop("effective_from", None)
+        import_document(document, actor=None, activate=True)
+        self.stdout.write(f"Share mode of the book: {mode} (policy {document['name']!r} active).")
 
     # -- the floor ---------------------------------------------------------------------------
 
