@@ -328,6 +328,9 @@ def sync_run_exceptions(
         ))
     if to_create:
         unrouted = _route_in_memory(to_create, stakes, now)
+        for case in to_create:
+            if case.kind == CaseKind.INFORMATION:
+                case.due_at = None  # information runs no SLA clock
         bulk_create_with_history(
             to_create, DecisionException, batch_size=1000, default_change_reason=f"raised by {why}", default_date=now
         )

@@ -140,3 +140,22 @@ def test_the_cases_api_lists_open_cases_with_their_reasons(world, client, django
     assert row["value_at_stake"] == "100.00" and row["status"] == "open"
     detail = client.get(f"/api/v1/cases/{row['id']}").json()
     assert sorted(r["type"] for r in detail["reason_list"]) == ["margin_below_floor", "priority_shortage", "promise_at_risk"]
+
+
+@pytest.mark.django_db
+def test_a_line_short_only_of_fixed_supply_is_an_information_case_without_sla(world):
+    from allocation.choices import AllocationState
+
+    policy()
+    world.stock(world.west, "10")
+    holder = world.line(world.shop, "10")
+    world.allocate(holder, world.west, "10", state=AllocationState.PINNED)  # a planner pinned all of it
+    waiting = world.line(world.shop, "5")
+    run_full(as_of=AS_OF)
+    [case] = active_cases(waiting)
+    assert case.kind == "information" and case.due_at is None
+    assert CaseReason.objects.get(line=waiting, type="promise_at_risk").information is True
+    # When stock arrives elsewhere, the line is covered and the information goes away
+    world.stock(world.east, "5")
+    run_full(as_of=AS_OF)
+    assert active_cases(waiting) == []
