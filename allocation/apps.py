@@ -11,4 +11,4 @@ class AllocationConfig(AppConfig):
 
         register_approvals()
         # Decision support: the approval handlers of transfer and expedite recommendations.
-        from allocation.insights import expedite, transfers  # noqa: F401
+        from allocation.insights import expedite, replenishment, transfers  # noqa: F401

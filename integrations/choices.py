@@ -58,6 +58,7 @@ class OutboxType(models.TextChoices):
     QUOTE_EXPIRED = "quote.expired", "quote.expired"
     TRANSFER_REQUESTED = "transfer.requested", "transfer.requested"
     PURCHASE_EXPEDITE_REQUESTED = "purchase.expedite_requested", "purchase.expedite_requested"
+    REPLENISHMENT_SUGGESTED = "replenishment.suggested", "replenishment.suggested"
 
 
 class OutboxStatus(models.TextChoices):

@@ -65,3 +65,32 @@ def apply(lines: Sequence[Any], existing: Sequence[Any], inbound: Sequence[Any])
             ),
         )
     return result
+
+
+MODEL_NAME = "late_order_risk"
+NO_BACKTEST = (
+    "no backtest: shipped dates are not stored against the risk predicted when the line was decided, "
+    "so the rule (1 - product of the parts' on-time probabilities) stands, unscored; its weight defaults to 0"
+)
+
+
+def record_version(*, as_of: dt.date, actor: str = "") -> Any:
+    """The governance record of the late-order risk (Models screen, ``manage.py models``).
+
+    It cannot be backtested on this data (see ``NO_BACKTEST``), so it is recorded as falling
+    back to its rule and says why; a new version is written only when that changes."""
+    from django.utils import timezone
+
+    from allocation.models import ModelStatus, ModelVersion
+
+    latest = ModelVersion.objects.filter(name=MODEL_NAME).order_by("-version").first()
+    if latest is not None and latest.status == ModelStatus.FALLBACK and latest.reason == NO_BACKTEST[:300]:
+        return latest
+    return ModelVersion.objects.create(
+        name=MODEL_NAME, version=(latest.version + 1) if latest else 1,
+        inputs=["allocations of the line (supply ref, quantity, confirmed date)",
+                "on-time probability of each inbound (supplier_reliability when active, else the sent confidence)",
+                "due date and promise_risk_tolerance_days"],
+        params={"independence": "parts on time independently"}, trained_at=timezone.now(), as_of=as_of,
+        status=ModelStatus.FALLBACK, reason=NO_BACKTEST[:300], trained_by=actor,
+    )

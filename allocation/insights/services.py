@@ -5,7 +5,7 @@ import datetime as dt
 import time
 from typing import Any
 
-from allocation.insights import expedite, reliability, stockout, transfers
+from allocation.insights import expedite, reliability, risk, stockout, transfers
 
 
 def refresh(*, as_of: dt.date | None = None, actor: str = "") -> dict[str, Any]:
@@ -14,12 +14,14 @@ def refresh(*, as_of: dt.date | None = None, actor: str = "") -> dict[str, Any]:
     as_of = as_of or business_today()
     started = time.perf_counter()
     version = reliability.train(as_of=as_of, actor=actor)
-    risk = stockout.check(as_of)
+    risk_version = risk.record_version(as_of=as_of, actor=actor)
+    at_risk = stockout.check(as_of)
     recommended = transfers.refresh(as_of)
     expedites = expedite.refresh(as_of)
     return {
         "model": model_json(version),
-        "stockout_risk": risk,
+        "late_order_risk_model": model_json(risk_version),
+        "stockout_risk": at_risk,
         "transfers": recommended,
         "expedites": expedites,
         "seconds": round(time.perf_counter() - started, 3),

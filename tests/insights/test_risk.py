@@ -4,6 +4,8 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
+import pytest
+
 from allocation.insights.risk import line_risk
 
 DUE = dt.date(2026, 6, 10)
@@ -38,3 +40,17 @@ def test_apply_sets_risk_only_where_the_policy_weights_it():
     assert {line.risk for line in scored if line.key not in {a.line_key for a in engine_input.existing}} == {1.0}  # nothing held
     held = [line for line in scored if line.key in {a.line_key for a in engine_input.existing}]
     assert held and all(0 <= line.risk <= 1 for line in held)
+
+
+@pytest.mark.django_db
+def test_the_late_order_risk_is_recorded_as_a_model_that_falls_back_and_says_why():
+    from allocation.insights import risk, services
+    from allocation.models import ModelVersion
+
+    first = risk.record_version(as_of=dt.date(2026, 6, 1))
+    assert (first.name, first.version, first.status) == ("late_order_risk", 1, "fallback")
+    assert first.reason.startswith("no backtest")
+    assert risk.record_version(as_of=dt.date(2026, 6, 2)).pk == first.pk  # unchanged: no new version
+    outcome = services.refresh(as_of=dt.date(2026, 6, 1))
+    assert outcome["late_order_risk_model"]["status"] == "fallback"
+    assert ModelVersion.objects.filter(name="late_order_risk").count() == 1

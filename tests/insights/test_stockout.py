@@ -47,3 +47,29 @@ def test_inbound_counts_by_confidence_within_the_horizon(two_warehouses):
     cover = {(c.sku, c.location): c for c in stockout.covers(DAY, horizon=14)}[("WIDGET", "WH-B")]
     assert cover.inbound == 50  # PO-1 at half, PO-2 beyond the horizon
     assert cover.days == pytest.approx(float(10 / (40 / 30)), abs=0.1)  # (50 - 40) / 1.33
+
+
+@pytest.mark.django_db
+def test_a_replenishment_suggestion_approved_by_another_writes_its_message(two_warehouses, planner, approver):
+    from allocation.insights import transfers
+    from exceptions import approvals
+    from exceptions.errors import SelfApprovalRefused
+    from exceptions.models import DecisionException
+    from integrations.models import OutboxMessage
+
+    stockout.check(DAY, horizon=14)
+    case = DecisionException.objects.get(key="stockout_risk:WIDGET@WH-B")
+    assert case.kind == "information"  # a risk to know of; the suggestion is a decision someone asks for
+    approval = transfers.request(case.pk, actor=planner)
+    assert approval.kind == "replenishment.suggestion"
+    with pytest.raises(SelfApprovalRefused):
+        approvals.approve(approval.pk, actor=planner, reason="mine")
+    assert not OutboxMessage.objects.filter(type="replenishment.suggested").exists()
+    approvals.approve(approval.pk, actor=approver, reason="buy it")
+    message = OutboxMessage.objects.get(type="replenishment.suggested")
+    assert message.message_id == f"replenishment.suggested:{case.pk}"
+    assert {k: message.payload[k] for k in ("sku", "location", "quantity", "by", "requested_by")} == {
+        "sku": "WIDGET", "location": "WH-B", "quantity": 59, "by": "2026-06-01", "requested_by": planner.username,
+    }
+    case.refresh_from_db()
+    assert case.status == "resolved" and "replenishment of 59 WIDGET at WH-B" in case.resolution_reason
