@@ -57,6 +57,8 @@ KINDS = {
     "order": "Order or line change (events)",
     "event_retry": "Event retried",
     "role": "User and role change",
+    "wave": "Released in a wave",
+    "reason": "Case reason raised, updated or resolved by a run",
 }
 # Case history reasons (exceptions.services) by kind: the change reason starts with one of these.
 CASE_REASONS = {
@@ -725,6 +727,71 @@ def _role_shape(rows: list[Any]) -> list[AuditEntry]:
     ]
 
 
+def _wave_rows(filters: AuditFilters) -> QuerySet | None:
+    from allocation.models import LineRelease
+
+    if filters.policy is not None:
+        return None
+    subject = _subject_filter(filters, order_col="line__order_id", line_col="line_id", item_col="line__item_id",
+                              customer_col="line__order__customer_id")
+    if subject is None:
+        return None
+    qs = LineRelease.objects.filter(wave__isnull=False).filter(subject).select_related(
+        "actor", "wave", "location", "line__order__customer", "line__item")
+    if filters.min_value is not None:
+        qs = qs.annotate(stake=ExpressionWrapper(F("quantity") * F("line__unit_price"), output_field=MONEY)).filter(
+            stake__gte=filters.min_value)
+    return _actor(_dates(qs, "released_at", filters), "actor", filters)
+
+
+def _wave_shape(rows: list[Any]) -> list[AuditEntry]:
+    entries = []
+    for release in rows:
+        line = release.line
+        entries.append(AuditEntry(
+            stream="wave", pk=release.pk, at=release.released_at, kind="wave",
+            actor=release.actor.get_username() if release.actor else "release schedule",
+            actor_kind="user" if release.actor else "system",
+            summary=f"{line.order.number}/{line.line} released at {release.location.code} in wave #{release.wave_id}",
+            changes=[("released", "", _num(release.quantity))], order=line.order.number, line=line.line,
+            sku=line.item.sku, customer=line.order.customer.code, value=release.quantity * line.unit_price, raw=release,
+        ))
+    return entries
+
+
+def _reason_rows(filters: AuditFilters) -> QuerySet | None:
+    from exceptions.models import CaseReason
+
+    if filters.policy is not None:
+        return None
+    subject = _subject_filter(filters, order_col="line__order_id", line_col="line_id", item_col="line__item_id",
+                              customer_col="line__order__customer_id")
+    if subject is None:
+        return None
+    qs = CaseReason.history.model.objects.filter(subject).select_related(
+        "history_user", "line__order__customer", "line__item")
+    if filters.min_value is not None:
+        qs = qs.filter(value__gte=filters.min_value)
+    return _actor(_dates(qs, "history_date", filters), "history_user", filters)
+
+
+def _reason_shape(rows: list[Any]) -> list[AuditEntry]:
+    entries = []
+    for row in rows:
+        line = row.line
+        verb = {"+": "raised", "~": "resolved" if row.status == "resolved" else "updated", "-": "deleted"}[row.history_type]
+        actor, actor_kind = _who(row)
+        entries.append(AuditEntry(
+            stream="history.reason", pk=row.history_id, at=row.history_date, kind="reason", actor=actor,
+            actor_kind=actor_kind, summary=f"Reason {row.type} {verb}", reason=row.history_change_reason or "",
+            changes=[("status", "", row.status), ("message", "", row.message)],
+            order=line.order.number if line else "", line=line.line if line else None, sku=line.item.sku if line else "",
+            customer=line.order.customer.code if line else "", value=row.value, run_id=row.run_id,
+            case_id=row.case_id, raw=row,
+        ))
+    return entries
+
+
 def sources() -> list[Source]:
     """Every source of the trail (the role source is dropped for readers without the right)."""
     return [
@@ -741,6 +808,8 @@ def sources() -> list[Source]:
         Source("promise", frozenset({"deferral"}), _promise_rows, "created_at", _promise_shape),
         Source("event", frozenset({"event_retry"}), _retry_rows, "retried_at", _retry_shape),
         Source("role", frozenset({"role"}), _role_rows, "created_at", _role_shape),
+        Source("wave", frozenset({"wave"}), _wave_rows, "released_at", _wave_shape),
+        Source("history.reason", frozenset({"reason"}), _reason_rows, "history_date", _reason_shape),
     ]
 
 
