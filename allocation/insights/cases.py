@@ -80,3 +80,25 @@ def resolve_cases(reasons: dict[str, str], *, what: str) -> int:
             rows, DecisionException, ["status", "resolved_at", "updated_at", "resolution_reason", "version"], batch_size=500
         )
     return len(rows)
+
+
+def locked_awaiting(case: DecisionException) -> DecisionException:
+    """The recommendation's case, locked, still waiting for the approval being decided."""
+    from exceptions.errors import ApprovalNotAllowed
+
+    case = DecisionException.objects.select_for_update().get(pk=case.pk)
+    if case.status != ExceptionStatus.AWAITING_APPROVAL:
+        raise ApprovalNotAllowed("This recommendation is no longer waiting for approval. Reject it instead.")
+    return case
+
+
+def resolve_approved(case: DecisionException, *, reason: str, change_reason: str) -> None:
+    """Close a recommendation once its approved action is written (history records it)."""
+    now = timezone.now()
+    case.status = ExceptionStatus.RESOLVED
+    case.resolved_at = now
+    case.updated_at = now
+    case.version += 1
+    case.resolution_reason = reason[:300]
+    case._change_reason = change_reason  # type: ignore[attr-defined]
+    case.save()

@@ -19,14 +19,12 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.db.models import F
-from django.utils import timezone
 
 from allocation.choices import SupplyStatus
 from allocation.insights import cases, transfers
 from allocation.models import Allocation, SupplyEstimate
 from exceptions import approvals
 from exceptions.choices import ExceptionStatus, ExceptionType, Severity
-from exceptions.errors import ApprovalNotAllowed
 from exceptions.models import DecisionException
 from integrations.choices import OutboxType
 from integrations.models import OutboxMessage
@@ -115,9 +113,7 @@ def refresh(as_of: dt.date) -> dict[str, Any]:
 
 
 def _on_approved(approval: Any, case: DecisionException) -> None:
-    case = DecisionException.objects.select_for_update().get(pk=case.pk)
-    if case.status != ExceptionStatus.AWAITING_APPROVAL:
-        raise ApprovalNotAllowed("This recommendation is no longer waiting for approval. Reject it instead.")
+    case = cases.locked_awaiting(case)
     details = approval.payload
     OutboxMessage.objects.create(
         message_id=f"{OutboxType.PURCHASE_EXPEDITE_REQUESTED}:{case.pk}",
@@ -129,17 +125,11 @@ def _on_approved(approval: Any, case: DecisionException) -> None:
             "requested_by": approval.requested_by.get_username(), "approved_by": approval.decided_by.get_username(),
         },
     )
-    now = timezone.now()
-    case.status = ExceptionStatus.RESOLVED
-    case.resolved_at = now
-    case.updated_at = now
-    case.version += 1
-    case.resolution_reason = (
-        f"expedite of {details['ref']} requested by {approval.requested_by.get_username()}, "
-        f"approved by {approval.decided_by.get_username()}"
-    )[:300]
-    case._change_reason = "expedite approved"
-    case.save()
+    cases.resolve_approved(
+        case, change_reason="expedite approved",
+        reason=(f"expedite of {details['ref']} requested by {approval.requested_by.get_username()}, "
+                f"approved by {approval.decided_by.get_username()}"),
+    )
 
 
 transfers.APPROVAL_KINDS[ExceptionType.EXPEDITE_RECOMMENDED] = APPROVAL_KIND

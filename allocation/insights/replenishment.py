@@ -6,12 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.utils import timezone
-
-from allocation.insights import transfers
+from allocation.insights import cases, transfers
 from exceptions import approvals
-from exceptions.choices import ExceptionStatus, ExceptionType
-from exceptions.errors import ApprovalNotAllowed
+from exceptions.choices import ExceptionType
 from exceptions.models import DecisionException
 from integrations.choices import OutboxType
 from integrations.models import OutboxMessage
@@ -20,9 +17,7 @@ APPROVAL_KIND = "replenishment.suggestion"
 
 
 def _on_approved(approval: Any, case: DecisionException) -> None:
-    case = DecisionException.objects.select_for_update().get(pk=case.pk)
-    if case.status != ExceptionStatus.AWAITING_APPROVAL:
-        raise ApprovalNotAllowed("This suggestion is no longer waiting for approval. Reject it instead.")
+    case = cases.locked_awaiting(case)
     details = approval.payload
     OutboxMessage.objects.create(
         message_id=f"{OutboxType.REPLENISHMENT_SUGGESTED}:{case.pk}",
@@ -34,18 +29,12 @@ def _on_approved(approval: Any, case: DecisionException) -> None:
             "requested_by": approval.requested_by.get_username(), "approved_by": approval.decided_by.get_username(),
         },
     )
-    now = timezone.now()
-    case.status = ExceptionStatus.RESOLVED
-    case.resolved_at = now
-    case.updated_at = now
-    case.version += 1
-    case.resolution_reason = (
-        f"replenishment of {details['replenish_quantity']} {details['sku']} at {details['location']} by "
-        f"{details['replenish_by']} suggested, asked by {approval.requested_by.get_username()}, "
-        f"approved by {approval.decided_by.get_username()}"
-    )[:300]
-    case._change_reason = "replenishment suggested"
-    case.save()
+    cases.resolve_approved(
+        case, change_reason="replenishment suggested",
+        reason=(f"replenishment of {details['replenish_quantity']} {details['sku']} at {details['location']} by "
+                f"{details['replenish_by']} suggested, asked by {approval.requested_by.get_username()}, "
+                f"approved by {approval.decided_by.get_username()}"),
+    )
 
 
 transfers.APPROVAL_KINDS[ExceptionType.STOCKOUT_RISK] = APPROVAL_KIND

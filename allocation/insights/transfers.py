@@ -27,12 +27,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from allocation.choices import SupplyKind, SupplyStatus
-from allocation.insights import demand
+from allocation.insights import cases, demand
 from allocation.models import Item, Lane, Location, Supply
 from config import roles
 from exceptions import approvals
 from exceptions.choices import ExceptionStatus, ExceptionType, Severity
-from exceptions.errors import ApprovalNotAllowed
 from exceptions.models import DecisionException
 from integrations.choices import OutboxType
 from integrations.models import OutboxMessage
@@ -120,8 +119,6 @@ def recommend(as_of: dt.date, pic: demand.Picture | None = None) -> list[Recomme
 def refresh(as_of: dt.date) -> dict[str, Any]:
     """Raise a case for each new recommendation; resolve open ones no longer recommended (beat).
     One awaiting approval is left alone: its approver decides it."""
-    from allocation.insights import cases
-
     found = {r.key: r for r in recommend(as_of)}
     workable = cases.active_keys(ExceptionType.TRANSFER_RECOMMENDED, (ExceptionStatus.OPEN, ExceptionStatus.CLAIMED))
     awaiting = cases.active_keys(ExceptionType.TRANSFER_RECOMMENDED, (ExceptionStatus.AWAITING_APPROVAL,))
@@ -189,9 +186,7 @@ def _business_date() -> dt.date:
 
 
 def _on_approved(approval: Any, case: DecisionException) -> None:
-    case = DecisionException.objects.select_for_update().get(pk=case.pk)
-    if case.status != ExceptionStatus.AWAITING_APPROVAL:
-        raise ApprovalNotAllowed("This recommendation is no longer waiting for approval. Reject it instead.")
+    case = cases.locked_awaiting(case)
     details = approval.payload
     item = Item.objects.get(sku=details["sku"])
     destination = Location.objects.get(code=details["to"])
@@ -212,16 +207,10 @@ def _on_approved(approval: Any, case: DecisionException) -> None:
             "requested_by": approval.requested_by.get_username(), "approved_by": approval.decided_by.get_username(),
         },
     )
-    now = timezone.now()
-    case.status = ExceptionStatus.RESOLVED
-    case.resolved_at = now
-    case.updated_at = now
-    case.version += 1
-    case.resolution_reason = (
-        f"transfer {ref} requested by {approval.requested_by.get_username()}, approved by {approval.decided_by.get_username()}"
-    )[:300]
-    case._change_reason = "transfer approved"
-    case.save()
+    cases.resolve_approved(
+        case, change_reason="transfer approved",
+        reason=f"transfer {ref} requested by {approval.requested_by.get_username()}, approved by {approval.decided_by.get_username()}",
+    )
     from allocation import overrides
 
     approval.run = overrides.trigger_incremental_run([item.sku], actor=approval.decided_by, trigger="approval", in_transaction=True)
