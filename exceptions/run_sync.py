@@ -467,7 +467,8 @@ def _keep_highest_before(old: dict, new: dict) -> dict:
 def _instances(pks: list[int]) -> list[DecisionException]:
     found: list[DecisionException] = []
     for chunk in _chunks(sorted(pks)):
-        found.extend(DecisionException.objects.filter(pk__in=chunk).order_by("pk"))
+        # The queue comes along: a case turning from information to work restarts its SLA clock from it.
+        found.extend(DecisionException.objects.filter(pk__in=chunk).select_related("queue").order_by("pk"))
     return found
 
 

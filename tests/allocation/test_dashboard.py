@@ -53,8 +53,8 @@ def test_cards_show_value_change_trend_table_and_drill_links(client, stored):
     # the trend is a table of the stored days (the chart draws from it; without JS it is the figure)
     assert f"<td>{(AS_OF - dt.timedelta(days=1)).isoformat()}</td>" in body
     # drill-down to the filtered list behind the number
-    assert "/orders/?status=open&amp;has_shortage=true" in body
-    assert "/exceptions/" in body
+    assert '<a href="/orders/?status=open&amp;has_shortage=true" class="kpi-drill">' in body
+    assert '<a href="/exceptions/" class="kpi-drill">' in body  # not just the navigation's link
 
 
 def test_customer_service_sees_orders_at_risk(client, stored, book):  # noqa: F811
